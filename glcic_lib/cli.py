@@ -1,0 +1,83 @@
+"""Command line: ``python -m glcic_lib COMMAND ...`` (also installed as ``glcic``).
+
+Each command lives in the module that does its work; a module provides
+``configure_parser(parser)`` and ``main(args) -> int``.  Modules are imported only when their
+command runs, so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command -> (module, one-line help)
+COMMANDS = {
+    "inpaint": ("glcic_lib.cli", "complete the holes of one image (mask: white = hole)"),
+    "bench": ("glcic_lib.bench", "time the completion network and OpenCV inpainting at several sizes"),
+    "train": ("glcic_lib.train", "train the completion network and discriminators (three phases)"),
+    "evaluate": ("glcic_lib.evaluate", "metrics of a checkpoint on a held-out set with fixed holes"),
+    "ablate": ("glcic_lib.ablation", "train and evaluate the four discriminator arms"),
+    "datasets": ("glcic_lib.datasets", "download / unpack Places365, CelebA or CMP Facade"),
+    "convert-torch7": ("glcic_lib.pretrained", "convert the authors' Torch7 .t7 model to a checkpoint"),
+}
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``inpaint``."""
+    p.add_argument("--image", required=True, help="input image file")
+    p.add_argument("--mask", required=True, help="mask image file: non-zero (white) pixels are holes")
+    p.add_argument("--out", required=True, help="where to write the completed image")
+    p.add_argument("--checkpoint", default=None, help="checkpoint (.pt, or the authors' .t7); default: the demo model")
+    p.add_argument("--postprocess", action=argparse.BooleanOptionalAction, default=True,
+                   help="fast marching + Poisson blending after the network (default: on)")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``inpaint``."""
+    from .imageio import read_image, read_mask, write_image
+    from .inpaint import complete
+    from .pretrained import load_pretrained
+
+    image, mask = read_image(args.image), read_mask(args.mask)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask {args.mask} is {mask.shape[1]}x{mask.shape[0]} but image {args.image} is "
+                         f"{image.shape[1]}x{image.shape[0]}: they must be the same size")
+    model = load_pretrained(args.checkpoint or "demo")
+    out = complete(model, image, mask, postprocess=args.postprocess, device=args.device)
+    write_image(args.out, out)
+    print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]}, {int(mask.sum())} hole pixels, "
+          f"post-processing {'on' if args.postprocess else 'off'})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="glcic", description="Globally and Locally Consistent Image Completion")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        try:
+            importlib.import_module(module).configure_parser(p)
+        except ModuleNotFoundError as e:  # a command whose module is not installed
+            p.set_defaults(_missing=str(e))
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_missing", None):
+        parser.error(f"command {args.command!r} is unavailable: {args._missing}")
+    from .checkpoint import CheckpointError
+    from .imageio import ImageReadError
+
+    try:
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except (CheckpointError, ImageReadError, FileNotFoundError, ValueError, TypeError) as e:
+        print(f"glcic {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

@@ -1,0 +1,64 @@
+"""Reading and writing images and masks, with clear errors (OpenCV underneath, RGB order)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image."""
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 RGB (H, W, 3); grey and RGBA files are converted."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ImageReadError(f"cannot read {path} as an image (unsupported or corrupt file)")
+    if img.dtype != np.uint8:  # 16-bit PNG/TIFF
+        img = (img / (65535.0 if img.dtype == np.uint16 else img.max() or 1) * 255).round().astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a mask file: any image whose non-zero (white) pixels mark the holes -> bool (H, W)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    m = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if m is None:
+        raise ImageReadError(f"cannot read {path} as a mask image (unsupported or corrupt file)")
+    if m.ndim == 3:
+        m = m[..., :3].max(axis=2) if m.shape[2] >= 3 else m[..., 0]
+    return m > 0
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write a uint8 RGB (or grey/bool mask) array; the format follows the extension."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.asarray(image)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    if arr.dtype != np.uint8:
+        raise TypeError(f"write_image expects uint8 (or bool) data, got {arr.dtype}")
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    ext = path.suffix.lower() or ".png"
+    ok, buf = cv2.imencode(ext, arr)
+    if not ok:
+        raise ValueError(f"cannot encode an image as {ext!r} for {path}")
+    buf.tofile(str(path))
+    return path

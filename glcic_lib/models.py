@@ -1,0 +1,218 @@
+"""The completion network (Table 1) and the context discriminators (Table 2), built from
+:mod:`glcic_lib.tables`.
+
+All networks work on images in ``[0, 1]``; the completion network returns its raw
+(sigmoid) output for the whole image, and :func:`paste` keeps the pixels outside the holes.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .tables import (COMPLETION_IN_CHANNELS, COMPLETION_LAYERS, GLOBAL_INPUT_SIZE, GLOBAL_LAYERS,
+                     LOCAL_INPUT_SIZE, LOCAL_LAYERS, Layer, scaled_channels)
+
+#: Mean pixel of Places2 as stored in the authors' released model (RGB, in [0, 1]).
+PLACES2_MEAN = (0.4560, 0.4472, 0.4155)
+
+
+class Block(nn.Module):
+    """One table row: a (transposed) convolution, then batch norm + ReLU, or a sigmoid."""
+
+    def __init__(self, layer: Layer, in_ch: int, out_ch: int):
+        super().__init__()
+        self.spec = layer
+        if layer.transposed:
+            self.conv = nn.ConvTranspose2d(in_ch, out_ch, layer.kernel, stride=layer.int_stride,
+                                           padding=layer.padding, dilation=layer.dilation)
+        else:
+            self.conv = nn.Conv2d(in_ch, out_ch, layer.kernel, stride=layer.int_stride,
+                                  padding=layer.padding, dilation=layer.dilation)
+        if layer.activation == "bn+relu":
+            self.bn = nn.BatchNorm2d(out_ch)
+            self.act = nn.ReLU(inplace=True)
+        elif layer.activation == "sigmoid":
+            self.bn = nn.Identity()
+            self.act = nn.Sigmoid()
+        else:
+            raise ValueError(f"unsupported activation {layer.activation!r} for a convolution")
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+def _conv_stack(layers, in_ch: int, width: float, keep_last: bool = False) -> tuple[nn.Sequential, int]:
+    blocks, ch = [], in_ch
+    convs = [L for L in layers if L.kind != "fc"]
+    for i, L in enumerate(convs):
+        out = L.out if (keep_last and i == len(convs) - 1) else scaled_channels(L.out, width)
+        blocks.append(Block(L, ch, out))
+        ch = out
+    return nn.Sequential(*blocks), ch
+
+
+def _check_image(name: str, x: torch.Tensor, channels: int | None = None):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} must have {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor in [0, 1], got dtype {x.dtype}")
+
+
+class CompletionNetwork(nn.Module):
+    """Table 1: fully convolutional, any input size that is a multiple of 4.
+
+    ``forward(image, mask)`` takes ``image`` (N,3,H,W) in [0,1] and ``mask`` (N,1,H,W) with 1
+    in the holes, builds the 4-channel input and returns the network's (N,3,H,W) output for
+    every pixel.  Use :func:`paste` (or :func:`glcic_lib.complete`) to keep the known pixels.
+
+    ``width`` multiplies every channel count but the output's 3 (``width=1`` is the paper).
+    ``mean_pixel`` fills the holes (the data set's mean colour; training sets it from the data).
+    ``input_mode`` is ``"fill"`` (image in [0,1], holes = mean pixel; this course's training) or
+    ``"subtract"`` (image minus the mean, holes = 0: how the authors' Torch7 model was trained).
+    """
+
+    def __init__(self, width: float = 1.0, mean_pixel=PLACES2_MEAN, input_mode: str = "fill"):
+        super().__init__()
+        if input_mode not in ("fill", "subtract"):
+            raise ValueError(f"input_mode must be 'fill' or 'subtract', got {input_mode!r}")
+        self.width = float(width)
+        self.input_mode = input_mode
+        self.register_buffer("mean_pixel", torch.tensor(mean_pixel, dtype=torch.float32).view(1, 3, 1, 1))
+        self.body, _ = _conv_stack(COMPLETION_LAYERS, COMPLETION_IN_CHANNELS, width, keep_last=True)
+
+    def config(self) -> dict:
+        """What is needed to rebuild this network (stored in checkpoints)."""
+        return {"arch": "CompletionNetwork", "width": self.width, "input_mode": self.input_mode}
+
+    def prepare_input(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        _check_image("image", image, 3)
+        _check_image("mask", mask, 1)
+        if image.shape[0] != mask.shape[0] or image.shape[-2:] != mask.shape[-2:]:
+            raise ValueError(f"image {tuple(image.shape)} and mask {tuple(mask.shape)} differ in batch or size")
+        mean = self.mean_pixel.to(dtype=image.dtype)
+        mask = mask.to(image.dtype)
+        if self.input_mode == "fill":
+            x = image * (1 - mask) + mean * mask
+        else:
+            x = (image - mean) * (1 - mask)
+        return torch.cat([x, mask], dim=1)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        if h % 4 or w % 4:
+            raise ValueError(f"CompletionNetwork needs sizes that are multiples of 4 (it downsamples twice), "
+                             f"got {h}x{w}; glcic_lib.complete pads for you")
+        return self.body(self.prepare_input(image, mask))
+
+    def fused(self) -> "CompletionNetwork":
+        """An inference copy with every batch norm folded into its convolution (eval mode)."""
+        model = copy.deepcopy(self).eval()
+        for block in model.body:
+            if isinstance(block.bn, nn.BatchNorm2d):
+                _fold_bn(block.conv, block.bn)
+                block.bn = nn.Identity()
+        return model
+
+
+@torch.no_grad()
+def _fold_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    if isinstance(conv, nn.ConvTranspose2d):  # weight: (in, out, k, k)
+        conv.weight.mul_(scale.view(1, -1, 1, 1))
+    else:  # weight: (out, in, k, k)
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+
+
+def paste(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The completed image: the network's pixels inside the holes, the input's everywhere else."""
+    mask = mask.to(output.dtype)
+    return output * mask + image.to(output.dtype) * (1 - mask)
+
+
+class _Discriminator(nn.Module):
+    def __init__(self, layers, input_size: int, width: float, name: str):
+        super().__init__()
+        n_down = sum(1 for L in layers if L.kind != "fc")
+        if input_size % (2 ** n_down):
+            raise ValueError(f"{name} input size must be a multiple of {2 ** n_down}, got {input_size}")
+        self.input_size = int(input_size)
+        self.width = float(width)
+        self.name = name
+        self.features, ch = _conv_stack(layers, 3, width)
+        side = input_size // 2 ** n_down
+        self.fc = nn.Linear(ch * side * side, layers[-1].out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_image(f"{self.name} input", x, 3)
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            raise ValueError(f"{self.name} expects {self.input_size}x{self.input_size} inputs, "
+                             f"got {x.shape[-2]}x{x.shape[-1]}")
+        return self.fc(self.features(x).flatten(1))
+
+
+class LocalDiscriminator(_Discriminator):
+    """Table 2 (a): five 5x5 stride-2 convs on the patch around the hole, then FC to 1024."""
+
+    def __init__(self, width: float = 1.0, input_size: int = LOCAL_INPUT_SIZE):
+        super().__init__(LOCAL_LAYERS, input_size, width, "LocalDiscriminator")
+
+
+class GlobalDiscriminator(_Discriminator):
+    """Table 2 (b): six 5x5 stride-2 convs on the whole image, then FC to 1024."""
+
+    def __init__(self, width: float = 1.0, input_size: int = GLOBAL_INPUT_SIZE):
+        super().__init__(GLOBAL_LAYERS, input_size, width, "GlobalDiscriminator")
+
+
+ARMS = ("both", "global", "local")
+
+
+class ContextDiscriminator(nn.Module):
+    """Table 2 (c): concatenate the global and local 1024-vectors and map them to one logit.
+
+    ``arms`` picks ``"both"`` (the paper), ``"global"`` or ``"local"`` (the ablations); the
+    missing arm is not built and its input is ignored.  The output is a logit of shape (N, 1):
+    the paper's sigmoid lives inside the loss (``BCEWithLogits``), which is numerically safer
+    and the same model.
+    """
+
+    def __init__(self, arms: str = "both", width: float = 1.0,
+                 global_size: int = GLOBAL_INPUT_SIZE, local_size: int = LOCAL_INPUT_SIZE):
+        super().__init__()
+        if arms not in ARMS:
+            raise ValueError(f"arms must be one of {ARMS}, got {arms!r}")
+        self.arms = arms
+        self.width = float(width)
+        self.global_size, self.local_size = int(global_size), int(local_size)
+        self.global_d = GlobalDiscriminator(width, global_size) if arms in ("both", "global") else None
+        self.local_d = LocalDiscriminator(width, local_size) if arms in ("both", "local") else None
+        n = (self.global_d is not None) + (self.local_d is not None)
+        self.fc = nn.Linear(1024 * n, 1)
+
+    def config(self) -> dict:
+        return {"arch": "ContextDiscriminator", "arms": self.arms, "width": self.width,
+                "global_size": self.global_size, "local_size": self.local_size}
+
+    def forward(self, global_image: torch.Tensor | None, local_patch: torch.Tensor | None) -> torch.Tensor:
+        feats = []
+        if self.global_d is not None:
+            if global_image is None:
+                raise ValueError("this discriminator has a global arm: pass the whole image")
+            feats.append(self.global_d(global_image))
+        if self.local_d is not None:
+            if local_patch is None:
+                raise ValueError("this discriminator has a local arm: pass the local patch")
+            feats.append(self.local_d(local_patch))
+        return self.fc(torch.cat(feats, dim=1))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
