@@ -15,7 +15,7 @@ COMMANDS = {
     "inpaint": ("glcic_lib.cli", "complete the holes of one image (mask: white = hole)"),
     "bench": ("glcic_lib.bench", "time the completion network and OpenCV inpainting at several sizes"),
     "train": ("glcic_lib.train", "train the completion network and discriminators (three phases)"),
-    "evaluate": ("glcic_lib.evaluate", "metrics of a checkpoint on a held-out set with fixed holes"),
+    "evaluate": ("glcic_lib.evaluation", "metrics of a checkpoint on a held-out set with fixed holes"),
     "ablate": ("glcic_lib.ablation", "train and evaluate the four discriminator arms"),
     "datasets": ("glcic_lib.datasets", "download / unpack Places365, CelebA or CMP Facade"),
     "convert-torch7": ("glcic_lib.pretrained", "convert the authors' Torch7 .t7 model to a checkpoint"),

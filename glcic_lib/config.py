@@ -52,3 +52,7 @@ def checkpoint_dir() -> Path:
 def pick(full, smoke):
     """Return ``smoke`` in smoke mode, else ``full``: the one switch notebooks use for numbers."""
     return smoke if smoke_mode() else full
+
+
+#: Where the course lives (the Colab badges and the Colab setup cell clone it from here).
+REPO_URL = "https://github.com/glcic-course/glcic-course"
