@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(_module=module)
         try:
             importlib.import_module(module).configure_parser(p)
-        except ModuleNotFoundError as e:  # a command whose module is not installed
+        except (ModuleNotFoundError, AttributeError) as e:  # a command not (yet) implemented
             p.set_defaults(_missing=str(e))
     return parser
 
