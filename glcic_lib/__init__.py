@@ -12,3 +12,13 @@ __version__ = "0.1.0"
 
 __all__ = ["CompletionNetwork", "ContextDiscriminator", "GlobalDiscriminator", "LocalDiscriminator",
            "complete", "paste", "load_pretrained", "__version__"]
+
+
+def __getattr__(name):
+    # ``glcic_lib.evaluate`` is imported on first use: it pulls in OpenCV and scikit-image,
+    # which ``import glcic_lib`` alone should not pay for
+    if name == "evaluate":
+        from .evaluation import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'glcic_lib' has no attribute {name!r}")

@@ -14,10 +14,11 @@ architecture and names what is wrong.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import torch
 
@@ -29,16 +30,24 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or for another architecture."""
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically."""
+@contextlib.contextmanager
+def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+    """Open ``path`` for writing atomically: the caller writes into a temporary file in the same
+    folder, which replaces ``path`` only when the ``with`` block ends without an error (flushed
+    and synced first).  On any error, Ctrl-C included, the temporary file is removed and an
+    existing ``path`` is left untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            yield f
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file readable by its owner only; give it the usual permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -46,7 +55,13 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         except FileNotFoundError:
             pass
         raise
-    return path
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path) as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def _module_entry(module) -> dict | None:

@@ -13,15 +13,22 @@ class ImageReadError(ValueError):
     """A file could not be read as an image."""
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 RGB (H, W, 3); grey and RGBA files are converted."""
+def _decode(path: str | Path, what: str) -> np.ndarray:
+    """Decode a file with OpenCV as stored (any channels and depth); clear errors otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
+        raise FileNotFoundError(f"{what} file not found: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
-        raise ImageReadError(f"cannot read {path} as an image (unsupported or corrupt file)")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ImageReadError(f"cannot read {path} as {article} {what} (unsupported or corrupt file)")
+    return img
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 RGB (H, W, 3); grey and RGBA files are converted."""
+    img = _decode(path, "image")
     if img.dtype != np.uint8:  # 16-bit PNG/TIFF
         img = (img / (65535.0 if img.dtype == np.uint16 else img.max() or 1) * 255).round().astype(np.uint8)
     if img.ndim == 2:
@@ -33,13 +40,7 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a mask file: any image whose non-zero (white) pixels mark the holes -> bool (H, W)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    m = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if m is None:
-        raise ImageReadError(f"cannot read {path} as a mask image (unsupported or corrupt file)")
+    m = _decode(path, "mask image")
     if m.ndim == 3:
         m = m[..., :3].max(axis=2) if m.shape[2] >= 3 else m[..., 0]
     return m > 0

@@ -95,13 +95,7 @@ class CompletionNetwork(nn.Module):
         _check_image("mask", mask, 1)
         if image.shape[0] != mask.shape[0] or image.shape[-2:] != mask.shape[-2:]:
             raise ValueError(f"image {tuple(image.shape)} and mask {tuple(mask.shape)} differ in batch or size")
-        mean = self.mean_pixel.to(dtype=image.dtype)
-        mask = mask.to(image.dtype)
-        if self.input_mode == "fill":
-            x = image * (1 - mask) + mean * mask
-        else:
-            x = (image - mean) * (1 - mask)
-        return torch.cat([x, mask], dim=1)
+        return network_input(image, mask, self.mean_pixel, self.input_mode)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
@@ -131,10 +125,32 @@ def _fold_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
     conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
 
 
+def network_input(image: torch.Tensor, mask: torch.Tensor, mean_pixel: torch.Tensor,
+                  input_mode: str = "fill") -> torch.Tensor:
+    """The 4-channel input of Table 1: the image with its holes blanked, then the mask.
+
+    ``"fill"``: holes hold the mean pixel, known pixels stay in [0, 1].  ``"subtract"``: the
+    image minus the mean pixel, holes 0 (the authors' Torch7 convention).  Either way the
+    network sees the same information: *where* the holes are (channel 4) and what surrounds them.
+    """
+    mean = mean_pixel.to(device=image.device, dtype=image.dtype)
+    mask = mask.to(image.dtype)
+    if input_mode == "fill":
+        x = image * (1 - mask) + mean * mask
+    else:
+        x = (image - mean) * (1 - mask)
+    return torch.cat([x, mask], dim=1)
+
+
 def paste(output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The completed image: the network's pixels inside the holes, the input's everywhere else."""
-    mask = mask.to(output.dtype)
-    return output * mask + image.to(output.dtype) * (1 - mask)
+    """The completed image: the network's pixels inside the holes, the input's everywhere else.
+
+    A selection, not a blend (``torch.where``), so known pixels are bit-for-bit the input's,
+    even where the network's output is not finite; gradients flow to ``output`` in the holes.
+    """
+    image = image.to(output.dtype)
+    hole = mask if mask.dtype == torch.bool else mask > 0.5
+    return torch.where(hole, output, image)
 
 
 class _Discriminator(nn.Module):

@@ -136,3 +136,71 @@ def render_table(layers: tuple[Layer, ...] | str, fmt: str = "text") -> str:
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.rjust(w) if i != 1 else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))
     return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+# --------------------------------------------------------------------------------------------
+# cost: sizes, parameters and multiply-accumulates, from the table alone
+# --------------------------------------------------------------------------------------------
+def out_size(layer: Layer, size: int) -> int:
+    """Side length after ``layer`` for an input side of ``size`` (PyTorch's formulas)."""
+    k, d, p, s = layer.kernel, layer.dilation, layer.padding, layer.int_stride
+    if layer.transposed:
+        return (size - 1) * s - 2 * p + d * (k - 1) + 1
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def layer_costs(layers: tuple[Layer, ...] | str = "completion", height: int = 256, width: int | None = None,
+                width_mult: float = 1.0, in_channels: int | None = None) -> list[dict]:
+    """Per-layer shapes, parameters and multiply-accumulates (MACs) of a table.
+
+    Channels follow :mod:`glcic_lib.models`: every count is scaled by ``width_mult`` except the
+    completion network's 3 output channels and the fully connected outputs.  How MACs are
+    counted (one MAC = one multiply and one add, so FLOPs = 2 x MACs):
+
+    * convolution: ``out_h * out_w * out_ch * in_ch * k * k`` (every output value is a dot
+      product over ``in_ch * k * k`` inputs; dilation spreads the taps, it adds none);
+    * transposed convolution: ``in_h * in_w * in_ch * out_ch * k * k`` (every input value is
+      spread over ``k * k`` taps of every output channel);
+    * fully connected: ``in_features * out_features``.
+
+    Biases, batch norm, ReLU and the sigmoid are not counted (a few per output value, <1%).
+    """
+    name = layers if isinstance(layers, str) else None
+    if isinstance(layers, str):
+        if layers not in TABLES:
+            raise ValueError(f"unknown table {layers!r}; choose from {sorted(TABLES)}")
+        layers = TABLES[layers]
+    width = height if width is None else width
+    if height < 1 or width < 1:
+        raise ValueError(f"input size must be positive, got {height}x{width}")
+    if in_channels is None:
+        in_channels = COMPLETION_IN_CHANNELS if layers is COMPLETION_LAYERS else 3
+    keep_last = layers is COMPLETION_LAYERS or name == "completion"
+    convs = [L for L in layers if L.kind != "fc"]
+    rows, h, w, ch = [], height, width, in_channels
+    for i, L in enumerate(layers):
+        if L.kind == "fc":
+            n_in = ch * h * w
+            out = L.out
+            rows.append({"#": i + 1, "type": "fully connected", "in": (n_in,), "out": (out,),
+                         "params": n_in * out + out, "macs": n_in * out})
+            ch, h, w = out, 1, 1
+            continue
+        last = keep_last and L is convs[-1]
+        out = L.out if last else scaled_channels(L.out, width_mult)
+        oh, ow = out_size(L, h), out_size(L, w)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"a {height}x{width} input is too small: layer {i + 1} ({L.kind}) "
+                             f"would produce {oh}x{ow}")
+        taps = ch * out * L.kernel * L.kernel
+        macs = (h * w if L.transposed else oh * ow) * taps
+        rows.append({"#": i + 1, "type": L.kind, "in": (ch, h, w), "out": (out, oh, ow),
+                     "params": taps + out, "macs": macs})
+        ch, h, w = out, oh, ow
+    return rows
+
+
+def count_macs(layers: tuple[Layer, ...] | str = "completion", height: int = 256, width: int | None = None,
+               width_mult: float = 1.0) -> int:
+    """Total multiply-accumulates of one forward pass (see :func:`layer_costs`)."""
+    return sum(r["macs"] for r in layer_costs(layers, height, width, width_mult))

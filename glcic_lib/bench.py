@@ -1,0 +1,481 @@
+"""``python -m glcic_lib bench``: how fast and how big is completion, measured on this machine.
+
+For each image size the command reports
+
+* **MACs**: multiply-accumulates of one forward pass, counted from the layer table
+  (:func:`glcic_lib.tables.count_macs`), so they do not depend on the machine;
+* **time** of the default path, ``glcic_lib.complete(model, image, mask)`` end to end (uint8
+  in, uint8 out: padding, the forward pass, pasting), median of ``--repeats`` runs after a
+  warm-up run, and the achieved GFLOP/s (2 x MACs / time).  The default path and the baseline
+  below are timed alternately (:func:`interleaved_times`), so load from elsewhere on a shared
+  machine hits both;
+* the same for a **plain baseline**: Table 1 written as an ``nn.Sequential`` of Conv2d /
+  BatchNorm2d / ReLU in float32, called under ``torch.no_grad()`` (what one would write first),
+  with the speedup of the default path over it and the largest difference between their uint8
+  outputs (in grey levels);
+* **peak memory** of the default path: on CUDA ``torch.cuda.max_memory_allocated``; on the CPU
+  the peak resident set size of a fresh Python process that completes one image of that size
+  (tracemalloc cannot see torch's allocations, and a fresh process is the only clean peak);
+* the time of OpenCV's classical inpainting, **Telea** and **Navier-Stokes**, on the same image
+  and mask;
+* and once per run the machine's **peak**: a large matrix multiply timed in float32 (and in
+  the reduced precision the default path uses), so every GFLOP/s figure reads as a fraction
+  of what the hardware can do.
+
+On a GPU the default path runs in float16 with ``cudnn.benchmark`` on.  Timing numbers are
+printed, never asserted by tests (a shared CI machine is too noisy for that).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from .device import pick_device
+from .inpaint import PRECISIONS, complete, resolve_precision
+from .models import CompletionNetwork, network_input
+from .tables import COMPLETION_IN_CHANNELS, COMPLETION_LAYERS, count_macs, layer_costs
+
+DEFAULT_SIZES = (256, 512, 1024, 2048)
+
+
+# --------------------------------------------------------------------------------------------
+# test inputs and models
+# --------------------------------------------------------------------------------------------
+def bench_inputs(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A deterministic ``size`` x ``size`` test image (smooth colours plus texture) and mask.
+
+    The mask holds one centred square hole of side size/4 (the paper's training holes are
+    96-128 px on 256 px images) and four smaller ones: about 10% of the image.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    image = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * (a * xx + b * yy) + c)
+                      for a, b, c in rng.uniform(0.5, 3, size=(3, 3))], axis=-1)
+    image += rng.normal(0, 0.04, image.shape).astype(np.float32)
+    image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    mask = np.zeros((size, size), bool)
+    q = size // 4
+    mask[size // 2 - q // 2: size // 2 + q // 2, size // 2 - q // 2: size // 2 + q // 2] = True
+    for _ in range(4):
+        hh, ww = rng.integers(size // 32 + 1, size // 8 + 2, size=2)
+        y, x = rng.integers(0, size - hh), rng.integers(0, size - ww)
+        mask[y:y + hh, x:x + ww] = True
+    return image, mask
+
+
+@torch.no_grad()
+def stress_model(width: float = 1.0, seed: int = 0, logit_std: float = 4.0, size: int = 64) -> CompletionNetwork:
+    """A random completion network whose outputs span the whole [0, 1] range, like a trained one.
+
+    Freshly initialised networks output ~0.5 everywhere, which would hide precision errors.
+    Here every batch norm gets the statistics of one synthetic batch (so each layer's output is
+    standardised, as after training) and the output layer is rescaled so that its logits have
+    mean 0 and standard deviation ``logit_std``: a hard case for reduced precision, used by the
+    bench's output comparison and by the tests of the precision guarantee.
+
+    A very hard case, in fact: at full width the network is *chaotic*.  Changing the input
+    image by one grey level (random +-1) moves ~12% of its hole pixels by more than 2 levels,
+    up to ~240; bfloat16 rounding does about the same (measured on 128x128 inputs).  A
+    trained network is far smoother, so the bfloat16 verdict on this model is pessimistic.
+    """
+    torch.manual_seed(seed)
+    model = CompletionNetwork(width=width)
+    images = [torch.from_numpy(bench_inputs(size, seed + i)[0]).permute(2, 0, 1).float() / 255 for i in range(2)]
+    masks = [torch.from_numpy(bench_inputs(size, seed + i)[1])[None].float() for i in range(2)]
+    image, mask = torch.stack(images), torch.stack(masks)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: one batch sets the exact statistics
+    model.train()
+    model(image, mask)
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+    last = model.body[-1].conv
+    logits = model.body[:-1](model.prepare_input(image, mask))
+    logits = last(logits)
+    mean, std = logits.mean((0, 2, 3)), logits.std((0, 2, 3))
+    last.weight.mul_((logit_std / std).view(-1, 1, 1, 1))
+    last.bias.sub_(mean).mul_(logit_std / std)
+    return model
+
+
+def plain_sequential(model: CompletionNetwork | None = None, width: float = 1.0) -> nn.Sequential:
+    """Table 1 as a plain ``nn.Sequential`` (Conv2d/ConvTranspose2d, BatchNorm2d, ReLU, Sigmoid),
+    built from :data:`glcic_lib.tables.COMPLETION_LAYERS` and given ``model``'s weights.
+
+    Input: the 4-channel tensor of :func:`glcic_lib.models.network_input`.  It is the baseline
+    the bench compares the default path with.
+    """
+    width = model.width if model is not None else width
+    mods: list[nn.Module] = []
+    ch = COMPLETION_IN_CHANNELS
+    for row, L in zip(layer_costs("completion", 64, width_mult=width), COMPLETION_LAYERS):
+        out = row["out"][0]
+        conv_cls = nn.ConvTranspose2d if L.transposed else nn.Conv2d
+        mods.append(conv_cls(ch, out, L.kernel, stride=L.int_stride, padding=L.padding, dilation=L.dilation))
+        if L.activation == "bn+relu":
+            mods += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+        else:
+            mods.append(nn.Sigmoid())
+        ch = out
+    plain = nn.Sequential(*mods)
+    if model is not None:
+        src = [m for m in model.body.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))]
+        dst = [m for m in plain if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))]
+        for a, b in zip(src, dst, strict=True):
+            b.load_state_dict(a.state_dict())
+    return plain.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def median_time(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeats`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def interleaved_times(fns: dict, repeats: int, device: torch.device) -> dict:
+    """Median wall time (seconds) of each function in ``fns``, run in turn ``repeats`` times.
+
+    Alternating the candidates (default, plain, default, plain, ...) instead of timing one
+    after the other makes the comparison fair on a shared, noisy machine: a burst of load
+    from elsewhere hits both.  Warm up the functions before calling this.
+    """
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None,
+                repeats: int = 5) -> float:
+    """GFLOP/s of an n x n matrix multiply (2 n^3 FLOPs): the practical peak of the hardware.
+
+    The *fastest* of ``repeats`` runs, not the median: load from elsewhere only ever slows a
+    run down, so the best time is the closest to what the hardware can do."""
+    n = n or (8192 if device.type == "cuda" else 4096)
+    g = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device, dtype)
+    b = torch.randn(n, n, generator=g).to(device, dtype)
+    with torch.inference_mode():
+        torch.mm(a, b)  # warm-up
+        times = []
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+    return 2 * n**3 / min(times) / 1e9
+
+
+# --------------------------------------------------------------------------------------------
+# memory
+# --------------------------------------------------------------------------------------------
+def _rss_peak_mb() -> float:
+    """This process's peak resident set size in MiB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this process's own memory
+    map.  Not ``ru_maxrss``: Linux carries it over ``fork`` + ``exec``, so a child started by a
+    big process would report its parent's peak.  Elsewhere ``ru_maxrss`` (bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _memory_child(size: int, width: float, precision: str, checkpoint: str | None) -> None:
+    """Run in a fresh process: complete one size x size image and print the peak RSS (JSON)."""
+    torch.manual_seed(0)
+    model = CompletionNetwork(width=width).eval() if checkpoint is None else _load(checkpoint)
+    image, mask = bench_inputs(size)
+    before = _rss_peak_mb()
+    complete(model, image, mask, device="cpu", precision=precision)
+    print(json.dumps({"before_mb": before, "peak_mb": _rss_peak_mb()}))
+
+
+def peak_memory_mb(size: int, width: float, precision: str, checkpoint: str | None,
+                   device: torch.device, model: CompletionNetwork | None = None) -> dict:
+    """Peak memory of the default path at ``size``: ``{"peak_mb", "before_mb", "how"}``."""
+    if device.type == "cuda":
+        image, mask = bench_inputs(size)
+        torch.cuda.empty_cache()
+        before = torch.cuda.memory_allocated(device) / 2**20
+        torch.cuda.reset_peak_memory_stats(device)
+        complete(model, image, mask, device=device, precision=precision)
+        return {"peak_mb": torch.cuda.max_memory_allocated(device) / 2**20, "before_mb": before,
+                "how": "torch.cuda.max_memory_allocated"}
+    if device.type != "cpu":
+        return {"peak_mb": None, "before_mb": None, "how": f"not measured on {device.type}"}
+    code = (f"from glcic_lib.bench import _memory_child; "
+            f"_memory_child({size}, {width!r}, {precision!r}, {checkpoint!r})")
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["killed"])[-1]
+        return {"peak_mb": None, "before_mb": None, "how": f"failed: {tail}"}
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**res, "how": "peak RSS of a fresh process (includes Python and torch)"}
+
+
+def _available_mb() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _plain_memory_estimate_mb(size: int, width: float) -> float:
+    """Rough float32 footprint of the plain baseline: the two largest neighbouring activations,
+    three times over (im2col / workspace buffers), plus the weights."""
+    rows = layer_costs("completion", size, width_mult=width)
+    acts = [np.prod(r["in"]) + np.prod(r["out"]) for r in rows]
+    params = sum(r["params"] for r in rows)
+    return (3 * max(acts) + params) * 4 / 2**20
+
+
+# --------------------------------------------------------------------------------------------
+# the bench
+# --------------------------------------------------------------------------------------------
+@dataclass
+class BenchRow:
+    size: int
+    gmacs: float
+    default_ms: float | None = None
+    default_gflops: float | None = None
+    plain_ms: float | None = None
+    plain_gflops: float | None = None
+    speedup: float | None = None
+    max_diff_levels: int | None = None
+    peak_mb: float | None = None
+    baseline_mb: float | None = None
+    telea_ms: float | None = None
+    ns_ms: float | None = None
+    note: str = ""
+
+
+@dataclass
+class BenchResult:
+    device: str
+    device_type: str
+    torch: str
+    threads: int
+    width: float
+    precision: str
+    model: str
+    peak_gflops: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _load(checkpoint: str) -> CompletionNetwork:
+    from .pretrained import load_pretrained
+
+    return load_pretrained(checkpoint)
+
+
+def run_bench(sizes=DEFAULT_SIZES, width: float = 1.0, repeats: int = 3, precision: str = "auto",
+              device=None, checkpoint: str | None = None, baseline: bool = True, opencv: bool = True,
+              memory: bool = True, progress: bool = True, peak_size: int | None = None) -> BenchResult:
+    """Measure everything the module docstring lists; returns a :class:`BenchResult`."""
+    from tqdm.auto import tqdm
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    bad = [s for s in sizes if s < 8]
+    if bad:
+        raise ValueError(f"sizes must be at least 8 pixels, got {bad}")
+    device = pick_device(device)
+    dtype = resolve_precision(precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if checkpoint is not None:
+        model, what = _load(checkpoint), f"checkpoint {checkpoint}"
+        width = model.width
+    else:
+        model, what = stress_model(width), f"random (stress_model, width {width:g})"
+    result = BenchResult(device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+                         device_type=device.type,
+                         torch=torch.__version__, threads=torch.get_num_threads(), width=width,
+                         precision=str(dtype).replace("torch.", ""), model=what)
+    result.peak_gflops["float32"] = matmul_peak(device, torch.float32, peak_size)
+    if dtype != torch.float32:
+        result.peak_gflops[result.precision] = matmul_peak(device, dtype, peak_size)
+    plain = plain_sequential(model).to(device) if baseline else None
+    for size in tqdm(list(sizes), desc="bench", disable=not progress):
+        image, mask = bench_inputs(size)
+        macs = count_macs("completion", size, size, width)
+        row = BenchRow(size=size, gmacs=macs / 1e9)
+        result.rows.append(row)
+        avail = _available_mb()
+
+        def run_default():
+            return complete(model, image, mask, device=device, precision=precision)
+
+        try:
+            out = run_default()  # warm-up (builds the inference copy) and the output to compare
+        except (RuntimeError, MemoryError) as e:  # CUDA / allocator out of memory
+            row.note = f"default path failed: {str(e).splitlines()[0][:80]}"
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        timed = {"default": run_default}
+        if plain is not None:
+            if device.type == "cpu" and avail is not None and _plain_memory_estimate_mb(size, width) > 0.6 * avail:
+                row.note += " plain baseline skipped (memory)"
+            else:
+                try:
+                    img_t = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(device)
+                    mask_t = torch.from_numpy(mask)[None, None].float().to(device)
+                    x = network_input(img_t, mask_t, model.mean_pixel.to(device), model.input_mode)
+
+                    def run_plain():
+                        with torch.no_grad():
+                            return plain(x)
+
+                    y = run_plain()  # warm-up and the reference output
+                    ref = (y[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+                    ref[~mask] = image[~mask]
+                    row.max_diff_levels = int(np.abs(out.astype(int) - ref.astype(int)).max())
+                    del y
+                    timed["plain"] = run_plain
+                except (RuntimeError, MemoryError) as e:
+                    row.note += f" plain baseline failed: {str(e).splitlines()[0][:60]}"
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+        times = interleaved_times(timed, repeats, device)
+        row.default_ms = 1e3 * times["default"]
+        row.default_gflops = 2 * macs / times["default"] / 1e9
+        if "plain" in times:
+            row.plain_ms = 1e3 * times["plain"]
+            row.plain_gflops = 2 * macs / times["plain"] / 1e9
+            row.speedup = row.plain_ms / row.default_ms
+        if memory:
+            mem = peak_memory_mb(size, width, precision, checkpoint, device, model)
+            row.peak_mb, row.baseline_mb = mem["peak_mb"], mem["before_mb"]
+            if mem["peak_mb"] is None:
+                row.note += mem["how"]
+        if opencv:
+            bgr = np.ascontiguousarray(image[..., ::-1])
+            hole = mask.astype(np.uint8) * 255
+            row.telea_ms = 1e3 * median_time(lambda: cv2.inpaint(bgr, hole, 3, cv2.INPAINT_TELEA),
+                                             repeats, torch.device("cpu"), warmup=0)
+            row.ns_ms = 1e3 * median_time(lambda: cv2.inpaint(bgr, hole, 3, cv2.INPAINT_NS),
+                                          repeats, torch.device("cpu"), warmup=0)
+        row.note = row.note.strip()
+    return result
+
+
+def _fmt(v, spec: str, missing: str = "-") -> str:
+    return missing if v is None else format(v, spec)
+
+
+def format_table(result: BenchResult) -> str:
+    """The bench as an aligned text table with a header naming the machine and the peaks."""
+    peaks = ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in result.peak_gflops.items())
+    lines = [f"device: {result.device} ({result.threads} threads) | torch {result.torch} | "
+             f"model: {result.model} | default precision: {result.precision}"
+             + (" (last 2 layers float32)" if result.precision != "float32" else ""),
+             f"machine peak (matrix multiply): {peaks}"]
+    p_def = result.peak_gflops.get(result.precision, result.peak_gflops.get("float32"))
+    p32 = result.peak_gflops.get("float32")
+    head = ["size", "GMACs", "default ms", "GFLOP/s", "%peak", "plain fp32 ms", "GFLOP/s", "%peak",
+            "speedup", "max diff", "peak MB", "start MB", "Telea ms", "NS ms"]
+    rows = []
+    for r in result.rows:
+        rows.append([
+            f"{r.size}", f"{r.gmacs:.1f}", _fmt(r.default_ms, ".0f"), _fmt(r.default_gflops, ".0f"),
+            _fmt(None if r.default_gflops is None else 100 * r.default_gflops / p_def, ".0f"),
+            _fmt(r.plain_ms, ".0f"), _fmt(r.plain_gflops, ".0f"),
+            _fmt(None if r.plain_gflops is None else 100 * r.plain_gflops / p32, ".0f"),
+            _fmt(r.speedup, ".2f") + ("x" if r.speedup else ""), _fmt(r.max_diff_levels, "d"),
+            _fmt(r.peak_mb, ".0f"), _fmt(r.baseline_mb, ".0f"), _fmt(r.telea_ms, ".0f"), _fmt(r.ns_ms, ".0f"),
+        ] + ([r.note] if r.note else []))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
+    fmt_row = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths)) + (
+        "  " + vals[-1] if len(vals) > len(widths) else "")
+    lines += [fmt_row(head), fmt_row(["-" * w for w in widths])] + [fmt_row(r) for r in rows]
+    lines.append("default = glcic_lib.complete() end to end (uint8 in/out); plain = nn.Sequential Table 1, "
+                 "float32, torch.no_grad(); %peak against the matrix-multiply peak of the same precision; "
+                 "max diff = largest uint8 difference between the two; peak MB = "
+                 + ("torch.cuda.max_memory_allocated, start MB = allocated before" if result.device_type == "cuda"
+                    else "peak RSS of a fresh process that completes one image, start MB = its RSS "
+                         "before (Python, torch, model, inputs)"))
+    return "\n".join(lines)
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``bench``."""
+    p.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES),
+                   help="square image sizes (default: 256 512 1024 2048)")
+    p.add_argument("--width", type=float, default=1.0, help="width multiplier of the network (default: 1, the paper)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement; the median is reported")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="precision of the default path")
+    p.add_argument("--checkpoint", default=None,
+                   help="time a trained model (its width wins); default: a random paper-size network")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the plain float32 nn.Sequential baseline")
+    p.add_argument("--no-opencv", action="store_true", help="skip OpenCV's Telea and Navier-Stokes")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--peak-size", type=int, default=None,
+                   help="side of the matrices timed for the machine's peak (default: 8192 on CUDA, 4096 elsewhere)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``bench``."""
+    result = run_bench(sizes=args.sizes, width=args.width, repeats=args.repeats, precision=args.precision,
+                       device=args.device, checkpoint=args.checkpoint, baseline=not args.no_baseline,
+                       opencv=not args.no_opencv, memory=not args.no_memory, progress=not args.json,
+                       peak_size=args.peak_size)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))
+    return 0

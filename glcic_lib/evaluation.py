@@ -1,0 +1,466 @@
+"""Evaluation: complete a held-out set with fixed holes and measure every result.
+
+:func:`evaluate` is the one function behind the ``evaluate`` command, the ablation and the
+notebooks.  It runs one or more *methods* on every held-out image and scores each result with
+:func:`glcic_lib.metrics.all_metrics`:
+
+* the completion network, raw (``"network"``) and/or with the paper's post-processing
+  (``"network+post"``: fast marching, then Poisson blending, :mod:`glcic_lib.postprocess`);
+* classical baselines that need no training: OpenCV's fast marching method (``"telea"``,
+  Telea 2004) and its Navier-Stokes method (``"ns"``, Bertalmio et al. 2001), both
+  ``cv2.inpaint`` with radius :data:`BASELINE_RADIUS`.  They propagate the border's colours
+  into the hole: smooth, seamless and blurry; a fair floor for any learned method.
+
+Holes are *fixed* (stored with the held-out images), so numbers from different runs and
+different methods are comparable image by image.
+
+The result, an :class:`EvalResult`, holds one row per (image, method), a summary (mean,
+standard deviation and median over images), the completed images for figures, and writes
+itself as CSV, JSON, a Markdown table and two figures (an image grid and a bar chart).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from .metrics import HIGHER_IS_BETTER, METRIC_NAMES, UNITS, all_metrics, seam
+
+#: ``cv2.inpaint`` radius of the baselines: the neighbourhood (in pixels) each newly filled
+#: pixel averages over.  3 is OpenCV's documented example value; the post-processing uses 1,
+#: as the authors' code does, because there it only provides a starting point for blending.
+BASELINE_RADIUS = 3
+#: Baseline name -> OpenCV flag.
+BASELINES = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+#: The metrics the bar chart shows by default (the hole metrics and the seam).
+PLOT_METRICS = ("l1_hole", "psnr_hole", "ssim_hole", "seam")
+_POST_SUFFIX = "+post"
+
+
+# --------------------------------------------------------------------------- methods
+def opencv_inpaint(image: np.ndarray, mask: np.ndarray, method: str = "telea",
+                   radius: int = BASELINE_RADIUS) -> np.ndarray:
+    """Fill the holes with OpenCV's classical inpainting (``"telea"`` or ``"ns"``)."""
+    if method not in BASELINES:
+        raise ValueError(f"unknown OpenCV inpainting method {method!r}; choose one of {tuple(BASELINES)}")
+    image, hole = _check_item("image", image, mask)
+    out = cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255, radius, BASELINES[method])
+    out[~hole] = image[~hole]  # cv2 leaves them alone; make it a guarantee
+    return out
+
+
+def _check_item(name: str, image, mask) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name}: the image must be uint8 RGB (H, W, 3), got {image.dtype} {image.shape}")
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[..., 0]
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"{name}: mask {mask.shape} differs from the image size {image.shape[:2]}")
+    hole = mask != 0
+    if not hole.any():
+        raise ValueError(f"{name}: the mask has no hole pixels, there is nothing to evaluate")
+    if hole.all():
+        raise ValueError(f"{name}: the mask covers the whole image, there is no context to complete from")
+    return image, hole
+
+
+# --------------------------------------------------------------------------- data
+def _items(data) -> list:
+    """Held-out items as a list of ``(name, image, mask)``: see :func:`evaluate`."""
+    if data is None or isinstance(data, (str, Path)):
+        from .data import load_heldout
+
+        data = load_heldout(data)
+    out = []
+    for i, item in enumerate(data):
+        if hasattr(item, "image") and hasattr(item, "mask"):
+            name, image, mask = getattr(item, "name", f"image{i:03d}"), item.image, item.mask
+        elif isinstance(item, (tuple, list)) and len(item) == 3:
+            name, image, mask = item
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            (image, mask), name = item, f"image{i:03d}"
+        else:
+            raise TypeError(f"held-out item {i} must be a HeldoutItem, (name, image, mask) or (image, mask), "
+                            f"got {type(item).__name__}")
+        image, hole = _check_item(f"held-out item {name!r}", image, mask)
+        out.append((str(name), image, hole))
+    if not out:
+        raise ValueError("the held-out set is empty: nothing to evaluate")
+    names = [n for n, _, _ in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"held-out image names must be unique, got duplicates in {names}")
+    return out
+
+
+def resize_item(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scale an image and its holes so that the shorter side is ``size`` pixels.
+
+    Used to evaluate a model at the resolution it was trained at (a network trained on 64x64
+    crops has only seen holes a quarter of the size of the 256x256 ones).  The image is
+    area-averaged (or bilinearly enlarged); the mask keeps every output pixel whose area is at
+    least half hole, so thin strokes stay thin rather than vanishing or swelling.
+    """
+    h, w = mask.shape
+    scale = size / min(h, w)
+    new = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))  # cv2: (W, H)
+    if new == (w, h):
+        return image, mask
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(image, new, interpolation=interp)
+    m = cv2.resize(mask.astype(np.float32), new, interpolation=interp)
+    return small, m >= 0.5
+
+
+def _load_model(model_or_checkpoint):
+    from .models import CompletionNetwork
+
+    if isinstance(model_or_checkpoint, (str, Path)):
+        from .pretrained import load_pretrained
+
+        return load_pretrained(str(model_or_checkpoint))
+    model = getattr(model_or_checkpoint, "module", model_or_checkpoint)
+    if not isinstance(model, CompletionNetwork):
+        raise TypeError(f"model_or_checkpoint must be a CompletionNetwork, a checkpoint path, 'demo' or None "
+                        f"(baselines only), got {type(model_or_checkpoint).__name__}")
+    return model
+
+
+def _post_modes(postprocess) -> tuple[bool, ...]:
+    if postprocess == "both":
+        return (False, True)
+    if isinstance(postprocess, (bool, np.bool_)):
+        return (bool(postprocess),)
+    raise ValueError(f"postprocess must be False, True or 'both', got {postprocess!r}")
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class EvalResult:
+    """Per-image rows and their summary.
+
+    ``rows``: one dict per (image, method) with ``image``, ``method``, every metric of
+    :data:`glcic_lib.metrics.METRIC_NAMES`, ``seam_gt`` (the seam measure of the ground truth
+    on the same hole: the level a perfect completion would reach) and ``seconds``.
+    ``images``: name -> ``{"target", "mask", <method>: completed}`` (uint8), for figures.
+    """
+
+    rows: list[dict]
+    methods: list[str]
+    images: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def image_names(self) -> list[str]:
+        seen = []
+        for r in self.rows:
+            if r["image"] not in seen:
+                seen.append(r["image"])
+        return seen
+
+    def values(self, method: str, metric: str) -> np.ndarray:
+        """The per-image values of one metric for one method (in image order)."""
+        if method not in self.methods:
+            raise KeyError(f"no method {method!r} in this result; it has {self.methods}")
+        return np.array([r[metric] for r in self.rows if r["method"] == method], dtype=np.float64)
+
+    @property
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """method -> metric -> {"mean", "std", "median", "n"} over images.
+
+        Infinite PSNRs (a perfect completion) are left out of mean/std/median; ``n`` counts the
+        finite values used.
+        """
+        out = {}
+        for m in self.methods:
+            out[m] = {}
+            for k in METRIC_NAMES + ("seam_gt", "seconds"):
+                v = self.values(m, k)
+                v = v[np.isfinite(v)]
+                out[m][k] = ({"mean": float(v.mean()), "std": float(v.std()), "median": float(np.median(v)),
+                              "n": int(v.size)} if v.size else
+                             {"mean": math.nan, "std": math.nan, "median": math.nan, "n": 0})
+        return out
+
+    def merge(self, other: "EvalResult") -> "EvalResult":
+        """One result with the methods of both (same images; method names must differ)."""
+        clash = set(self.methods) & set(other.methods)
+        if clash:
+            raise ValueError(f"cannot merge results that both have the methods {sorted(clash)}")
+        if self.image_names != other.image_names:
+            raise ValueError("cannot merge results on different held-out images")
+        images = {n: {**self.images.get(n, {}), **other.images.get(n, {})} for n in self.image_names}
+        return EvalResult(self.rows + other.rows, self.methods + other.methods, images,
+                          {**self.meta, **other.meta})
+
+    def renamed(self, mapping: dict[str, str]) -> "EvalResult":
+        """A copy with methods renamed (``{"network": "both"}``, ...)."""
+        ren = lambda m: mapping.get(m, m)  # noqa: E731
+        rows = [{**r, "method": ren(r["method"])} for r in self.rows]
+        images = {n: {ren(k): v for k, v in d.items()} for n, d in self.images.items()}
+        return EvalResult(rows, [ren(m) for m in self.methods], images, dict(self.meta))
+
+    def table(self, metrics: Iterable[str] = METRIC_NAMES, spread: bool = True) -> str:
+        """A Markdown table: one row per method, ``mean ± std`` over images per metric."""
+        metrics = list(metrics)
+        s = self.summary
+        arrows = {k: ("↑" if HIGHER_IS_BETTER[k] else "↓") for k in metrics if k in HIGHER_IS_BETTER}
+        head = "| method | " + " | ".join(f"{k} {arrows.get(k, '')}".strip() for k in metrics) + " |"
+        lines = [head, "|" + "---|" * (len(metrics) + 1)]
+        for m in self.methods:
+            cells = []
+            for k in metrics:
+                st = s[m][k]
+                digits = 3 if k.startswith("ssim") else 2
+                cells.append(f"{st['mean']:.{digits}f}" + (f" ± {st['std']:.{digits}f}" if spread else ""))
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------- files
+    def to_csv(self, path) -> Path:
+        """Per-image rows as CSV (one line per image and method)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fields = ["image", "method", *METRIC_NAMES, "seam_gt", "seconds"]
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            w.writeheader()
+            for r in self.rows:
+                w.writerow(r)
+        return path
+
+    def to_json(self, path) -> Path:
+        """Rows, summary and meta as JSON (``Infinity`` for infinite PSNR, as Python writes it)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"methods": self.methods, "summary": self.summary, "rows": self.rows,
+                                    "meta": self.meta}, indent=1))
+        return path
+
+    @classmethod
+    def from_json(cls, path) -> "EvalResult":
+        """Read back what :meth:`to_json` wrote (without images)."""
+        d = json.loads(Path(path).read_text())
+        return cls(d["rows"], d["methods"], {}, d.get("meta", {}))
+
+    def save(self, out_dir, figures: bool = True, prefix: str = "") -> dict[str, Path]:
+        """Write ``{prefix}rows.csv``, ``{prefix}results.json``, ``{prefix}table.md`` and, with
+        ``figures``, ``{prefix}grid.png`` and ``{prefix}metrics.png`` into ``out_dir``."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {"csv": self.to_csv(out_dir / f"{prefix}rows.csv"),
+                 "json": self.to_json(out_dir / f"{prefix}results.json")}
+        paths["table"] = out_dir / f"{prefix}table.md"
+        paths["table"].write_text(self.table() + "\n")
+        if figures:
+            import matplotlib.pyplot as plt
+
+            for key, fig in (("grid", plot_grid(self) if self.images else None), ("metrics", plot_metrics(self))):
+                if fig is None:
+                    continue
+                paths[key] = out_dir / f"{prefix}{key}.png"
+                fig.savefig(paths[key], dpi=100, bbox_inches="tight")
+                plt.close(fig)
+        return paths
+
+
+# --------------------------------------------------------------------------- evaluate
+def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: str = "network",
+             baselines: Iterable[str] = (), device=None, keep_images: bool = True, limit: int | None = None,
+             size: int | None = None, progress: bool = True) -> EvalResult:
+    """Complete every held-out image and score it.
+
+    * ``model_or_checkpoint``: a :class:`~glcic_lib.models.CompletionNetwork`, a checkpoint
+      path, ``"demo"`` (the bundled model), or ``None`` to run only the baselines.
+    * ``data``: ``None`` for the bundled held-out set (:func:`glcic_lib.data.load_heldout`), a
+      folder in that layout, or a list of :class:`~glcic_lib.data.HeldoutItem` /
+      ``(name, image, mask)`` / ``(image, mask)``.
+    * ``postprocess``: ``False`` (raw network output, method ``name``), ``True`` (with the
+      paper's post-processing, method ``name + "+post"``) or ``"both"``.
+    * ``baselines``: any of ``"telea"``, ``"ns"`` (OpenCV inpainting, radius 3).
+    * ``limit``: evaluate only the first ``limit`` images.
+    * ``size``: first scale every image and its holes so the shorter side is ``size``
+      (:func:`resize_item`); ``None`` keeps the stored size.
+
+    The network runs once per image; post-processing starts from that same raw result.
+    """
+    baselines = list(baselines)
+    for b in baselines:
+        if b not in BASELINES:
+            raise ValueError(f"unknown baseline {b!r}; choose from {tuple(BASELINES)}")
+    model = None if model_or_checkpoint is None else _load_model(model_or_checkpoint)
+    if model is None and not baselines:
+        raise ValueError("nothing to evaluate: pass a model or checkpoint, or some baselines")
+    modes = _post_modes(postprocess) if model is not None else ()
+    methods = [name + (_POST_SUFFIX if p else "") for p in modes] + baselines
+    items = _items(data)
+    if limit is not None:
+        items = items[:limit]
+    if size is not None:
+        items = [(n, *resize_item(img, hole, int(size))) for n, img, hole in items]
+        items = [(n, *_check_item(f"held-out item {n!r} at size {size}", img, hole)) for n, img, hole in items]
+
+    from tqdm.auto import tqdm
+
+    from .inpaint import complete
+    from .postprocess import postprocess as _post
+
+    rows, images = [], {}
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    try:
+        for item_name, image, hole in tqdm(items, desc=f"evaluate {', '.join(methods)}", disable=not progress,
+                                           leave=False):
+            outputs, seconds = {}, {}
+            if model is not None:
+                t0 = time.perf_counter()
+                raw = complete(model, image, hole, postprocess=False, device=device)
+                t_raw = time.perf_counter() - t0
+                if False in modes:
+                    outputs[name], seconds[name] = raw, t_raw
+                if True in modes:
+                    t0 = time.perf_counter()
+                    outputs[name + _POST_SUFFIX] = _post(raw, hole)
+                    seconds[name + _POST_SUFFIX] = t_raw + time.perf_counter() - t0
+            for b in baselines:
+                t0 = time.perf_counter()
+                outputs[b] = opencv_inpaint(image, hole, b)
+                seconds[b] = time.perf_counter() - t0
+            seam_gt = seam(image, hole)
+            for m in methods:
+                rows.append({"image": item_name, "method": m, **all_metrics(outputs[m], image, hole),
+                             "seam_gt": seam_gt, "seconds": seconds[m]})
+            if keep_images:
+                images[item_name] = {"target": image, "mask": hole, **outputs}
+    finally:
+        if model is not None and was_training:
+            model.train()
+    meta = {"n_images": len(items), "baseline_radius": BASELINE_RADIUS, "size": size}
+    return EvalResult(rows, methods, images, meta)
+
+
+# --------------------------------------------------------------------------- figures
+def masked_input(image: np.ndarray, mask: np.ndarray, fill=(255, 255, 255)) -> np.ndarray:
+    """The network's view of an image: the holes painted in a flat colour (white by default)."""
+    out = image.copy()
+    out[np.asarray(mask) != 0] = fill
+    return out
+
+
+def plot_grid(result: EvalResult, methods: Iterable[str] | None = None, images: Iterable[str] | None = None,
+              max_images: int = 6, titles: dict[str, str] | None = None, cell: float = 2.2):
+    """Image grid: one row per held-out image; columns = input (holes in white), every method,
+    ground truth.  Each method's title carries its hole PSNR on that image."""
+    import matplotlib.pyplot as plt
+
+    if not result.images:
+        raise ValueError("this result kept no images (evaluate(..., keep_images=True) keeps them)")
+    methods = list(methods) if methods is not None else list(result.methods)
+    names = list(images) if images is not None else result.image_names[:max_images]
+    titles = titles or {}
+    psnr = {(r["image"], r["method"]): r["psnr_hole"] for r in result.rows}
+    cols = ["input"] + methods + ["ground truth"]
+    fig, axes = plt.subplots(len(names), len(cols), figsize=(cell * len(cols), cell * len(names)), squeeze=False)
+    for i, n in enumerate(names):
+        d = result.images[n]
+        for j, c in enumerate(cols):
+            ax = axes[i, j]
+            if c == "input":
+                ax.imshow(masked_input(d["target"], d["mask"]))
+                label = "input (hole white)"
+            elif c == "ground truth":
+                ax.imshow(d["target"])
+                label = "ground truth"
+            else:
+                ax.imshow(d[c])
+                label = f"{titles.get(c, c)}\n{psnr[(n, c)]:.1f} dB in hole"
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0 or c not in ("input", "ground truth"):
+                ax.set_title(label, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(n, fontsize=8)
+    fig.suptitle("Held-out images with fixed holes: rows = images, columns = methods", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metrics(result: EvalResult, metrics: Iterable[str] = PLOT_METRICS, methods: Iterable[str] | None = None):
+    """Bar chart, one panel per metric: bar = mean over images, error bar = standard deviation,
+    dots = the individual images (the spread).  The seam panel has a dashed line at the ground
+    truth's own seam level."""
+    import matplotlib.pyplot as plt
+
+    metrics = list(metrics)
+    methods = list(methods) if methods is not None else list(result.methods)
+    s = result.summary
+    ncols = min(2, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.2, 0.55 * len(methods) + 1.2) * ncols, 3.6 * nrows),
+                             squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    x = np.arange(len(methods))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    rng = np.random.default_rng(0)  # jitter of the dots only
+    for ax, k in zip(axes.flat, metrics):
+        means = [s[m][k]["mean"] for m in methods]
+        stds = [s[m][k]["std"] for m in methods]
+        ax.bar(x, means, yerr=stds, capsize=3, color=[colors[i % len(colors)] for i in range(len(methods))],
+               alpha=0.75)
+        for i, m in enumerate(methods):
+            v = result.values(m, k)
+            v = v[np.isfinite(v)]
+            ax.scatter(i + rng.uniform(-0.18, 0.18, v.size), v, s=8, color="k", zorder=3)
+        if k == "seam":
+            gt = s[methods[0]]["seam_gt"]["mean"]
+            ax.axhline(gt, color="k", ls="--", lw=1, label="ground truth")
+            ax.legend(fontsize=7)
+        ax.set_xticks(x)
+        ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=8)
+        unit = UNITS.get(k, "")
+        ax.set_ylabel(f"{k}" + (f" ({unit})" if unit else ""))
+        ax.set_title(f"{k} ({'higher' if HIGHER_IS_BETTER.get(k, True) else 'lower'} is better)", fontsize=9)
+    fig.suptitle(f"Mean over {len(result.image_names)} held-out images; error bar = std, dots = images",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- command line
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``evaluate``."""
+    p.add_argument("--checkpoint", default="demo",
+                   help="checkpoint to evaluate (.pt or the authors' .t7), 'demo' (default) or 'none' (baselines only)")
+    p.add_argument("--data", default=None, help="held-out folder (images + fixed hole masks); default: the bundled set")
+    p.add_argument("--out", default=None, help="folder for rows.csv, results.json, table.md, grid.png, metrics.png")
+    p.add_argument("--postprocess", choices=("off", "on", "both"), default="both",
+                   help="evaluate the raw output, the post-processed one, or both (default)")
+    p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                   help="also evaluate OpenCV Telea and Navier-Stokes inpainting (default: on)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N held-out images")
+    p.add_argument("--size", type=int, default=None,
+                   help="scale images and holes to this shorter side first (default: as stored)")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``evaluate``: print the table, write files when ``--out`` is given."""
+    model = None if str(args.checkpoint).lower() == "none" else args.checkpoint
+    post = {"off": False, "on": True, "both": "both"}[args.postprocess]
+    result = evaluate(model, args.data, post, baselines=tuple(BASELINES) if args.baselines else (),
+                      device=args.device, limit=args.limit, size=args.size, keep_images=args.out is not None)
+    print(result.table())
+    if args.out:
+        paths = result.save(args.out)
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0

@@ -1,0 +1,67 @@
+"""The paper's losses: masked MSE for the completion, binary cross-entropy GAN losses on logits.
+
+* Reconstruction (eq. 1): ``|| M_c * (C(x, M_c) - x) ||^2``, only inside the holes.  We
+  average over the hole pixels (and channels) instead of summing, so its size does not depend
+  on the image or hole size; with a fixed hole size this only rescales the loss.
+* Adversarial (eq. 2): ``log D(x, M_d) + log(1 - D(C(x, M_c), M_c))``.  The discriminator
+  returns *logits* and the sigmoid lives inside ``binary_cross_entropy_with_logits``, which is
+  the same maths, computed stably.
+* Joint (eq. 3): ``L_MSE + alpha * L_GAN`` with ``alpha = 0.0004``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: The paper's weight of the adversarial term in the joint loss.
+ALPHA = 0.0004
+
+
+def masked_mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the hole pixels only (``mask`` is 1 in the holes).
+
+    ``output``, ``target``: (N, C, H, W); ``mask``: (N, 1, H, W) or (N, C, H, W).  The sum of
+    squared errors inside the holes divided by the number of hole values (pixels x channels).
+    Pixels outside the holes have no influence at all, not even through the normalisation.
+    """
+    if output.shape != target.shape:
+        raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} differ in shape")
+    if mask.ndim != 4 or mask.shape[0] != output.shape[0] or mask.shape[-2:] != output.shape[-2:] \
+            or mask.shape[1] not in (1, output.shape[1]):
+        raise ValueError(f"mask {tuple(mask.shape)} does not fit output {tuple(output.shape)}: "
+                         f"expected (N, 1, H, W) or (N, C, H, W)")
+    mask = mask.to(output.dtype).expand_as(output)
+    count = mask.sum()
+    if count == 0:
+        raise ValueError("the mask has no hole pixels: the masked MSE is undefined")
+    return ((output.float() - target.float()) ** 2 * mask.float()).sum() / count.float()
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), target))
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """BCE of the discriminator: real pairs labelled 1, completed pairs labelled 0.
+
+    Returns ``(BCE(real, 1) + BCE(fake, 0)) / 2``, i.e. ``-(log D(real) + log(1 - D(fake))) / 2``
+    averaged over the batch: the negative of the paper's GAN term (the discriminator maximises it).
+    """
+    return 0.5 * (_bce(real_logits, 1.0) + _bce(fake_logits, 0.0))
+
+
+def generator_loss(fake_logits: torch.Tensor, saturating: bool = False) -> torch.Tensor:
+    """The completion network's adversarial loss on the discriminator's logits for completed pairs.
+
+    ``saturating=True`` is the paper's minimax form ``log(1 - D(fake))`` (minimised); its
+    gradient vanishes when the discriminator is confident, so by default we use the usual
+    non-saturating form ``-log D(fake)`` = ``BCE(fake, 1)``, which has the same fixed point.
+    """
+    if saturating:
+        return -_bce(fake_logits, 0.0)
+    return _bce(fake_logits, 1.0)
+
+
+def joint_loss(mse: torch.Tensor, adversarial: torch.Tensor, alpha: float = ALPHA) -> torch.Tensor:
+    """Eq. 3 for the completion network: ``mse + alpha * adversarial``."""
+    return mse + alpha * adversarial

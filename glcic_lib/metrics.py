@@ -1,0 +1,201 @@
+"""Image-completion metrics: L1, PSNR and SSIM (inside the holes and on the whole image) and a
+boundary-seam measure.
+
+All functions take uint8 RGB images ``(H, W, 3)`` (the course's currency: what
+:func:`glcic_lib.complete` returns and what :func:`glcic_lib.imageio.read_image` reads) and,
+for the hole metrics, a mask ``(H, W)`` whose non-zero pixels are the holes.  Intensities are
+measured in **grey levels on [0, 255]**.
+
+Why several numbers?  Completion has no single right answer: a plausible but different
+texture scores badly on L1 and PSNR (they compare pixel by pixel with the one ground truth),
+SSIM rewards matching local structure (mean, contrast, correlation in small windows), and
+none of them sees the thing post-processing fixes, a visible *seam* along the hole border.
+:func:`seam` measures exactly that, without needing the ground truth.
+
+PSNR and SSIM come from scikit-image (:func:`skimage.metrics.peak_signal_noise_ratio`,
+:func:`skimage.metrics.structural_similarity`), a well-tested library, rather than being
+re-derived here:
+
+* **PSNR** ``= 10 log10(255^2 / MSE)`` in dB; higher is better; identical images give ``inf``.
+  Inside the holes, the MSE is taken over the hole pixels only (all three channels).
+* **SSIM** uses the settings of Wang et al. (2004): an 11x11 Gaussian window with sigma 1.5,
+  population covariances, data range 255, computed per channel and averaged.  On the whole
+  image it is scikit-image's mean SSIM; inside the holes it is scikit-image's full SSIM *map*
+  averaged over the hole pixels (each pixel's value describes the window centred on it, so
+  pixels near the border also see a little known context: that is intended, a hole whose
+  content does not continue its surroundings should lose there).
+* **L1** is the mean absolute difference, in grey levels.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+#: SSIM settings of Wang et al. 2004 (Gaussian window, sigma 1.5, population statistics).
+SSIM_SETTINGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+#: Smallest image side SSIM's 11x11 Gaussian window fits in.
+SSIM_MIN_SIDE = 11
+
+#: The names of the numbers :func:`all_metrics` returns, in table order.
+METRIC_NAMES = ("l1_hole", "psnr_hole", "ssim_hole", "l1", "psnr", "ssim", "seam")
+#: Which direction is better for each metric (for tables and figures).
+HIGHER_IS_BETTER = {"l1_hole": False, "psnr_hole": True, "ssim_hole": True,
+                    "l1": False, "psnr": True, "ssim": True, "seam": False}
+#: Units, for axis labels.
+UNITS = {"l1_hole": "grey levels", "psnr_hole": "dB", "ssim_hole": "", "l1": "grey levels",
+         "psnr": "dB", "ssim": "", "seam": "grey levels"}
+
+
+# --------------------------------------------------------------------------- input checks
+def _check_pair(output, target) -> tuple[np.ndarray, np.ndarray]:
+    output, target = np.asarray(output), np.asarray(target)
+    for name, a in (("output", output), ("target", target)):
+        if a.dtype != np.uint8:
+            raise TypeError(f"metrics expect uint8 RGB images on [0, 255]; {name} has dtype {a.dtype}")
+        if a.ndim != 3 or a.shape[2] != 3:
+            raise ValueError(f"metrics expect (H, W, 3) RGB images; {name} has shape {a.shape}")
+    if output.shape != target.shape:
+        raise ValueError(f"output {output.shape} and target {target.shape} differ in size")
+    return output, target
+
+
+def _check_mask(mask, shape: tuple[int, ...], need_holes: bool = True) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[..., 0]
+    if mask.shape != tuple(shape[:2]):
+        raise ValueError(f"mask shape {mask.shape} differs from the image size {tuple(shape[:2])}")
+    hole = mask != 0
+    if need_holes and not hole.any():
+        raise ValueError("the mask has no hole pixels: hole metrics are undefined")
+    return hole
+
+
+# --------------------------------------------------------------------------- the metrics
+def l1(output, target, mask=None) -> float:
+    """Mean absolute difference in grey levels, over the hole pixels if ``mask`` is given."""
+    output, target = _check_pair(output, target)
+    diff = np.abs(output.astype(np.float64) - target.astype(np.float64))
+    if mask is not None:
+        diff = diff[_check_mask(mask, output.shape)]
+    return float(diff.mean())
+
+
+def psnr(output, target, mask=None) -> float:
+    """Peak signal-to-noise ratio in dB (``inf`` when the pixels compared are identical).
+
+    With ``mask``, only the hole pixels are compared: they are handed to scikit-image as one
+    flat list of values, so the mean squared error is taken over the holes alone.
+    """
+    output, target = _check_pair(output, target)
+    if mask is not None:
+        hole = _check_mask(mask, output.shape)
+        output, target = output[hole], target[hole]
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):
+        # identical inputs: MSE 0 -> 255^2 / 0 = inf, which is the right answer, not a problem
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(peak_signal_noise_ratio(target, output, data_range=255))
+
+
+def ssim_map(output, target) -> np.ndarray:
+    """scikit-image's SSIM map ``(H, W)`` (averaged over the three channels), values in [-1, 1]."""
+    output, target = _check_pair(output, target)
+    if min(output.shape[:2]) < SSIM_MIN_SIDE:
+        raise ValueError(f"SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels "
+                         f"(its Gaussian window), got {output.shape[1]}x{output.shape[0]}")
+    _, full = structural_similarity(target, output, channel_axis=2, data_range=255, full=True, **SSIM_SETTINGS)
+    return full.mean(axis=2)
+
+
+def ssim(output, target, mask=None) -> float:
+    """Structural similarity: scikit-image's mean SSIM, or its SSIM map averaged over the holes."""
+    output, target = _check_pair(output, target)
+    if mask is None:
+        if min(output.shape[:2]) < SSIM_MIN_SIDE:
+            ssim_map(output, target)  # raises the size error
+        return float(structural_similarity(target, output, channel_axis=2, data_range=255, **SSIM_SETTINGS))
+    hole = _check_mask(mask, output.shape)
+    return float(ssim_map(output, target)[hole].mean())
+
+
+_DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+
+
+def seam_edges(image, mask) -> tuple[np.ndarray, np.ndarray]:
+    """The per-edge seam mismatch behind :func:`seam`.
+
+    Returns ``(values, where)``: ``values`` (K, 3) the signed mismatch of every measured
+    boundary edge (see :func:`seam`), ``where`` (K, 2) the ``(row, col)`` of its *outside*
+    pixel, for plotting.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"seam expects a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
+    hole = _check_mask(mask, image.shape)
+    h, w = hole.shape
+    P = 2  # pad so that the shifts -1 .. +2 below stay inside the arrays
+    img = np.pad(image.astype(np.float64), ((P, P), (P, P), (0, 0)))
+    hol = np.pad(hole, P)
+    inside_image = np.pad(np.ones_like(hole), P)
+
+    def at(a, k, d):  # a[x + k*d] for every pixel x of the original grid
+        dy, dx = d
+        return a[P + k * dy:P + k * dy + h, P + k * dx:P + k * dx + w]
+
+    values, where = [], []
+    for d in _DIRECTIONS:
+        known = lambda k: at(inside_image, k, d) & ~at(hol, k, d)  # noqa: E731
+        in_hole = lambda k: at(inside_image, k, d) & at(hol, k, d)  # noqa: E731
+        ok = known(-1) & known(0) & in_hole(1) & in_hole(2)
+        if not ok.any():
+            continue
+        i_m1, i_0, i_1, i_2 = (at(img, k, d)[ok] for k in (-1, 0, 1, 2))
+        crossing = i_1 - i_0
+        expected = 0.5 * ((i_0 - i_m1) + (i_2 - i_1))
+        values.append(crossing - expected)
+        where.append(np.argwhere(ok))
+    if not values:
+        raise ValueError("the hole has no border edge with two known pixels outside and two hole pixels "
+                         "inside (holes must be at least 2 pixels wide and not fill the image)")
+    return np.concatenate(values), np.concatenate(where)
+
+
+def seam(image, mask) -> float:
+    """Boundary-seam measure: how much the image *jumps* where it crosses the hole border.
+
+    Take every pair of 4-neighbours ``q`` (known, outside the hole) and ``p = q + d`` (inside
+    the hole), for the four directions ``d``.  Along that line there are four pixels::
+
+        q - d      q   |   p      p + d
+        known   known  |  hole    hole
+                   border
+
+    and three steps: ``g_out = I(q) - I(q-d)`` just outside, ``g_cross = I(p) - I(q)`` across
+    the border and ``g_in = I(p+d) - I(p)`` just inside.  In a seamless image the step across
+    the border is like its neighbours; a seam is a step that is not.  The mismatch of the edge
+    is ``g_cross - (g_out + g_in) / 2`` (a third-order difference: it is exactly zero when the
+    intensity along the line is any quadratic, e.g. a smooth ramp), and
+
+        seam = mean over edges and RGB channels of | g_cross - (g_out + g_in) / 2 |
+
+    in grey levels.  Edges whose four pixels do not all exist (image border, holes 1 pixel
+    thin) are skipped.  Properties the tests check: a hole filled seamlessly (a smooth ramp
+    continued through it) scores 0; the same hole pasted with a brightness offset ``c`` scores
+    exactly ``|c|``.  Real images score above 0 even for their own pixels (texture and edges
+    cross the border), so compare with the ground truth's seam on the same mask.
+
+    The measure needs no ground truth: it looks at the completed image alone.
+    """
+    values, _ = seam_edges(image, mask)
+    return float(np.abs(values).mean())
+
+
+def all_metrics(output, target, mask) -> dict[str, float]:
+    """Every metric of :data:`METRIC_NAMES` for one completed image (seam of ``output``)."""
+    return {
+        "l1_hole": l1(output, target, mask), "psnr_hole": psnr(output, target, mask),
+        "ssim_hole": ssim(output, target, mask), "l1": l1(output, target), "psnr": psnr(output, target),
+        "ssim": ssim(output, target), "seam": seam(output, mask),
+    }

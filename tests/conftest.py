@@ -1,0 +1,31 @@
+"""Shared fixtures (kept small: test files add their own where they need more)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from glcic_lib.models import CompletionNetwork
+
+
+def make_model(width: float = 0.25, seed: int = 0) -> CompletionNetwork:
+    """A seeded random completion network in eval mode (fast on a CPU at small widths)."""
+    torch.manual_seed(seed)
+    return CompletionNetwork(width=width).eval()
+
+
+@pytest.fixture(scope="session")
+def small_model() -> CompletionNetwork:
+    """A random ``CompletionNetwork(width=0.25)``, seeded, eval mode.  Do not modify it."""
+    return make_model(0.25, seed=0)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A fresh seeded NumPy generator per test."""
+    return np.random.default_rng(1234)
+
+
+def random_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """uint8 (h, w, 3) RGB noise."""
+    return rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)

@@ -1,0 +1,73 @@
+"""``python -m glcic_lib bench``: what it reports and how it counts (speed itself is printed,
+never asserted: a shared CI machine is too noisy)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from glcic_lib import bench, cli
+from glcic_lib.tables import count_macs
+
+
+def test_bench_json_through_the_cli(capsys):
+    code = cli.run(["bench", "--sizes", "16", "20", "--width", "0.05", "--repeats", "1", "--json", "--no-memory",
+                   "--peak-size", "256"])
+    assert code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["device_type"] == "cpu" and res["precision"] == "float32" and res["width"] == 0.05
+    assert res["peak_gflops"]["float32"] > 0
+    rows = res["rows"]
+    assert [r["size"] for r in rows] == [16, 20]
+    for r in rows:
+        assert r["gmacs"] == pytest.approx(count_macs("completion", r["size"], r["size"], 0.05) / 1e9)
+        assert r["default_ms"] > 0 and r["plain_ms"] > 0 and r["telea_ms"] > 0 and r["ns_ms"] > 0
+        assert r["default_gflops"] == pytest.approx(2 * r["gmacs"] / (r["default_ms"] / 1e3))
+        assert r["speedup"] == pytest.approx(r["plain_ms"] / r["default_ms"])
+        assert r["max_diff_levels"] <= 2  # the default path is the plain network's result
+
+
+def test_bench_table_and_memory(capsys):
+    result = bench.run_bench(sizes=[24], width=0.05, repeats=1, baseline=False, opencv=False, progress=False,
+                             peak_size=256)
+    text = bench.format_table(result)
+    assert "machine peak (matrix multiply): float32" in text
+    assert text.splitlines()[2].split()[:3] == ["size", "GMACs", "default"]
+    row = result.rows[0]
+    assert row.plain_ms is None and row.telea_ms is None
+    # CPU peak memory: RSS of a fresh process, so at least the size of Python + torch
+    assert row.peak_mb >= row.baseline_mb > 50
+    with pytest.raises(ValueError, match=r"sizes must be at least 8 pixels, got \[4\]"):
+        bench.run_bench(sizes=[4])
+    with pytest.raises(ValueError, match="repeats must be at least 1, got 0"):
+        bench.run_bench(sizes=[16], repeats=0)
+
+
+def test_plain_baseline_is_table_1_with_the_models_weights():
+    model = bench.stress_model(width=0.125, size=32)
+    plain = bench.plain_sequential(model)
+    kinds = [type(m).__name__ for m in plain]
+    assert kinds.count("Conv2d") == 15 and kinds.count("ConvTranspose2d") == 2
+    assert kinds.count("BatchNorm2d") == 16 and kinds[-1] == "Sigmoid"
+    img, mask = torch.rand(1, 3, 32, 32), (torch.rand(1, 1, 32, 32) > 0.6).float()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(model.prepare_input(img, mask)), model(img, mask))
+        out = model(img, mask)
+    assert out.min() < 0.1 and out.max() > 0.9  # the stress model uses the whole output range
+
+
+def test_interleaved_times_alternates():
+    calls = []
+    res = bench.interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3,
+                                  torch.device("cpu"))
+    assert calls == ["a", "b"] * 3
+    assert set(res) == {"a", "b"} and all(t >= 0 for t in res.values())
+
+
+def test_bench_inputs_are_deterministic():
+    a, m = bench.bench_inputs(64)
+    b, n = bench.bench_inputs(64)
+    assert a.dtype == "uint8" and a.shape == (64, 64, 3) and m.shape == (64, 64)
+    assert (a == b).all() and (m == n).all()
+    assert 0.06 < m.mean() < 0.2 and m[32, 32]  # a centred hole plus a few small ones

@@ -1,0 +1,74 @@
+"""Losses against hand computations."""
+import math
+
+import pytest
+import torch
+
+from glcic_lib import losses
+
+
+def test_masked_mse_by_hand():
+    out = torch.zeros(1, 3, 2, 2)
+    target = torch.zeros(1, 3, 2, 2)
+    target[0, :, 0, 0] = torch.tensor([1.0, 2.0, 3.0])     # a hole pixel: errors 1, 4, 9
+    target[0, :, 1, 1] = 100.0                             # outside the hole: ignored
+    mask = torch.zeros(1, 1, 2, 2)
+    mask[0, 0, 0, 0] = 1
+    mask[0, 0, 0, 1] = 1                                   # a second hole pixel with zero error
+    # (1 + 4 + 9 + 0) / (2 pixels x 3 channels)
+    assert losses.masked_mse(out, target, mask).item() == pytest.approx(14 / 6)
+
+
+def test_masked_mse_ignores_everything_outside_the_holes():
+    torch.manual_seed(0)
+    out, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, 2:5, 3:6] = 1
+    base = losses.masked_mse(out, target, mask)
+    out2 = out.clone()
+    out2[:, :, 6:, :] = 1e3          # change only known pixels
+    assert losses.masked_mse(out2, target, mask).item() == pytest.approx(base.item())
+    out.requires_grad_(True)
+    losses.masked_mse(out, target, mask).backward()
+    assert (out.grad * (1 - mask)).abs().sum() == 0
+    assert (out.grad * mask).abs().sum() > 0
+
+
+def test_masked_mse_errors():
+    x = torch.zeros(1, 3, 4, 4)
+    with pytest.raises(ValueError, match="differ in shape"):
+        losses.masked_mse(x, torch.zeros(1, 3, 4, 5), torch.ones(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="does not fit output"):
+        losses.masked_mse(x, x, torch.ones(1, 2, 4, 4))
+    with pytest.raises(ValueError, match="no hole pixels"):
+        losses.masked_mse(x, x, torch.zeros(1, 1, 4, 4))
+
+
+def test_discriminator_loss_by_hand():
+    real = torch.tensor([[2.0], [0.0]])
+    fake = torch.tensor([[-1.0], [3.0]])
+    sig = lambda v: 1 / (1 + math.exp(-v))
+    expected_real = -(math.log(sig(2.0)) + math.log(sig(0.0))) / 2
+    expected_fake = -(math.log(1 - sig(-1.0)) + math.log(1 - sig(3.0))) / 2
+    got = losses.discriminator_loss(real, fake).item()
+    assert got == pytest.approx(0.5 * (expected_real + expected_fake), rel=1e-6)
+
+
+def test_discriminator_loss_is_stable_for_huge_logits():
+    val = losses.discriminator_loss(torch.tensor([[1e4]]), torch.tensor([[-1e4]]))
+    assert torch.isfinite(val) and val.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_generator_losses_by_hand():
+    fake = torch.tensor([[0.5], [-2.0]])
+    sig = lambda v: 1 / (1 + math.exp(-v))
+    non_sat = -(math.log(sig(0.5)) + math.log(sig(-2.0))) / 2
+    sat = (math.log(1 - sig(0.5)) + math.log(1 - sig(-2.0))) / 2
+    assert losses.generator_loss(fake).item() == pytest.approx(non_sat, rel=1e-6)
+    assert losses.generator_loss(fake, saturating=True).item() == pytest.approx(sat, rel=1e-6)
+
+
+def test_joint_loss_uses_the_papers_alpha():
+    assert losses.ALPHA == 0.0004
+    assert losses.joint_loss(torch.tensor(1.0), torch.tensor(10.0)).item() == pytest.approx(1.004)
+    assert losses.joint_loss(torch.tensor(1.0), torch.tensor(10.0), alpha=0.0).item() == 1.0

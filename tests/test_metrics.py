@@ -1,0 +1,136 @@
+"""Metrics on hand-made cases whose answers are known in closed form."""
+import math
+
+import numpy as np
+import pytest
+
+from glcic_lib import metrics
+
+
+def _noise(h=32, w=40, seed=0):
+    return np.random.default_rng(seed).integers(20, 236, (h, w, 3), dtype=np.uint8)
+
+
+def _box(h=32, w=40, y0=8, y1=24, x0=10, x1=30):
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def _ramp(h=32, w=40):
+    """A smooth image: a linear ramp in x (different slope per channel) plus one in y."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.stack([40 + 3 * x + y, 60 + 2 * x + 2 * y, 30 + x + 3 * y], axis=2)
+    assert img.max() <= 235
+    return img.round().astype(np.uint8)
+
+
+def test_identical_images_give_infinite_psnr_and_ssim_one():
+    img, mask = _noise(), _box()
+    assert metrics.psnr(img, img) == math.inf
+    assert metrics.psnr(img, img, mask) == math.inf
+    assert metrics.ssim(img, img) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.ssim(img, img, mask) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.l1(img, img) == 0.0 and metrics.l1(img, img, mask) == 0.0
+
+
+@pytest.mark.parametrize("e", [1, 5, 17])
+def test_constant_error_gives_the_known_psnr(e):
+    target = _noise()
+    output = target.copy()
+    output[..., 1] += e  # values are <= 235, so no clipping; error e on every pixel... of one channel
+    output[..., 0] -= e
+    output[..., 2] += e
+    expected = 20 * math.log10(255 / e)
+    assert metrics.psnr(output, target) == pytest.approx(expected, rel=1e-12)
+    assert metrics.l1(output, target) == pytest.approx(e)
+
+
+def test_hole_metrics_look_only_inside_the_hole():
+    target, mask = _noise(), _box()
+    output = target.copy()
+    output[mask] = output[mask] + 4  # error 4 inside the hole only
+    n_hole, n_all = mask.sum(), mask.size
+    assert metrics.psnr(output, target, mask) == pytest.approx(20 * math.log10(255 / 4), rel=1e-12)
+    assert metrics.l1(output, target, mask) == pytest.approx(4.0)
+    # whole image: MSE = 16 * n_hole / n_all
+    assert metrics.psnr(output, target) == pytest.approx(10 * math.log10(255 ** 2 / (16 * n_hole / n_all)), rel=1e-12)
+    assert metrics.l1(output, target) == pytest.approx(4.0 * n_hole / n_all)
+
+
+def test_hole_ssim_is_the_ssim_map_averaged_over_the_hole():
+    target, mask = _noise(), _box()
+    output = target.copy()
+    output[mask] = _noise(seed=1)[mask]
+    smap = metrics.ssim_map(output, target)
+    assert smap.shape == mask.shape
+    # far from the hole (more than the 5-pixel window radius) the map is exactly 1
+    assert np.allclose(smap[:2], 1.0)
+    assert metrics.ssim(output, target, mask) == pytest.approx(smap[mask].mean())
+    assert metrics.ssim(output, target, mask) < metrics.ssim(output, target) < 1.0
+
+
+def test_seam_is_zero_for_a_seamless_paste():
+    img, mask = _ramp(), _box()
+    assert metrics.seam(img, mask) == pytest.approx(0.0, abs=1e-12)
+    # a quadratic profile is seamless too (the measure is a third-order difference):
+    # triangular numbers x (x - 1) / 2 are an integer quadratic
+    x = np.arange(22)
+    quad = np.broadcast_to((20 + x * (x - 1) // 2)[None, :, None], (32, 22, 3)).astype(np.uint8)
+    assert metrics.seam(quad, _box(32, 22, 8, 24, 6, 16)) == 0.0
+
+
+@pytest.mark.parametrize("c", [3, -8, 20])
+def test_seam_of_a_patch_pasted_with_a_brightness_offset_is_the_offset(c):
+    img, mask = _ramp(), _box()
+    pasted = img.astype(int)
+    pasted[mask] += c
+    pasted = pasted.astype(np.uint8)
+    assert metrics.seam(pasted, mask) == pytest.approx(abs(c), abs=1e-12)
+
+
+def test_seam_of_a_patch_pasted_with_a_spatial_offset_is_larger():
+    rng = np.random.default_rng(3)
+    # a textured but correlated image: smoothed noise
+    base = rng.normal(size=(48, 48, 3))
+    for _ in range(3):
+        base = (base + np.roll(base, 1, 0) + np.roll(base, 1, 1) + np.roll(base, (1, 1), (0, 1))) / 4
+    img = (128 + 400 * base).clip(0, 255).astype(np.uint8)
+    mask = _box(48, 48, 12, 36, 12, 36)
+    shifted = img.copy()
+    shifted[mask] = np.roll(img, (7, 5), (0, 1))[mask]  # the right texture from the wrong place
+    assert metrics.seam(shifted, mask) > 2 * metrics.seam(img, mask)
+
+
+def test_seam_edges_positions_are_outside_pixels_next_to_the_hole():
+    mask = _box()
+    vals, where = metrics.seam_edges(_ramp(), mask)
+    assert vals.shape == (len(where), 3)
+    assert not mask[where[:, 0], where[:, 1]].any()
+    # a 16x20 box has 2*16 + 2*20 border edges, all measurable here
+    assert len(where) == 2 * 16 + 2 * 20
+
+
+def test_all_metrics_returns_every_named_metric():
+    target, mask = _noise(), _box()
+    out = metrics.all_metrics(target, target, mask)
+    assert tuple(out) == metrics.METRIC_NAMES
+    assert out["psnr"] == math.inf and out["ssim"] == pytest.approx(1.0)
+
+
+def test_bad_inputs_are_named():
+    img = _noise()
+    with pytest.raises(TypeError, match="uint8 RGB images on \\[0, 255\\]; output has dtype float32"):
+        metrics.psnr(img.astype(np.float32), img)
+    with pytest.raises(ValueError, match="differ in size"):
+        metrics.l1(img, img[:10])
+    with pytest.raises(ValueError, match="no hole pixels"):
+        metrics.psnr(img, img, np.zeros(img.shape[:2], bool))
+    with pytest.raises(ValueError, match="mask shape \\(3, 3\\) differs"):
+        metrics.ssim(img, img, np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="at least 11x11"):
+        metrics.ssim(img[:8, :8], img[:8, :8])
+    thin = np.zeros(img.shape[:2], bool)
+    thin[np.arange(5, 20), np.arange(5, 20)] = True  # a diagonal line: no edge has two hole pixels
+    with pytest.raises(ValueError, match="at least 2 pixels wide"):
+        metrics.seam(img, thin)
