@@ -24,6 +24,7 @@ channel), so an update takes a few hundredths of a second on a CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 import time
@@ -393,24 +394,18 @@ class ReceptiveFieldExplorer:
     def set_layers(self, layers) -> None:
         """Use another stack (a table, a list of specs/dicts): the preset becomes "custom"."""
         self._specs = specs_for(layers)
-        self._quiet = True
-        try:
+        with self._quietly():
             self.preset.value = CUSTOM
             self.n_layers.value = len(self._specs)
             self.layer.max = len(self._specs)
-        finally:
-            self._quiet = False
         self._load_layer_editor()
         self._configure_pixel(self.pixel)
         self.update()
 
     def choose(self, y: int, x: int) -> "ReceptiveFieldExplorer":
         """Select output pixel (y, x), as a click would."""
-        self._quiet = True
-        try:
+        with self._quietly():
             self.out_y.value, self.out_x.value = int(y), int(x)
-        finally:
-            self._quiet = False
         self.update()
         return self
 
@@ -423,6 +418,15 @@ class ReceptiveFieldExplorer:
         return out
 
     # -- events -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _quietly(self):
+        """Set widget values without each change redrawing (the caller updates once at the end)."""
+        was, self._quiet = self._quiet, True
+        try:
+            yield
+        finally:
+            self._quiet = was
+
     def _on_change(self, change):
         if change["owner"] in (self.grid, self.hole):
             self.hole.max = self.grid.value
@@ -434,11 +438,8 @@ class ReceptiveFieldExplorer:
         if self._quiet or change["new"] == CUSTOM:
             return
         self._specs = specs_for(PRESETS[change["new"]])
-        self._quiet = True
-        try:
+        with self._quietly():
             self.n_layers.value = len(self._specs)
-        finally:
-            self._quiet = False
         self._load_layer_editor()
         self._configure_pixel(self.pixel)
         self.update()
@@ -453,14 +454,11 @@ class ReceptiveFieldExplorer:
         self.set_layers(specs)
 
     def _load_layer_editor(self):
-        self._quiet = True
-        try:
+        with self._quietly():
             self.layer.max = len(self._specs)
             s = self._specs[self.layer.value - 1]
             self.kernel.value, self.dilation.value = s.kernel, s.dilation
             self.stride.value = stride_label(s) if stride_label(s) in STRIDES else "1"
-        finally:
-            self._quiet = False
 
     def _on_edit_layer(self, change):
         if self._quiet:
@@ -492,14 +490,11 @@ class ReceptiveFieldExplorer:
             n_out = output_size(self._specs, self.grid.value)
         except ValueError:
             n_out = 1
-        self._quiet, was = True, self._quiet
-        try:
+        with self._quietly():
             for s in (self.out_y, self.out_x):
                 s.max = n_out - 1
             y, x = pixel if pixel is not None else (n_out // 2, n_out // 2)
             self.out_y.value, self.out_x.value = min(y, n_out - 1), min(x, n_out - 1)
-        finally:
-            self._quiet = was
 
     # -- drawing ------------------------------------------------------------------------------
     def compute(self) -> list[FieldView]:
