@@ -30,11 +30,12 @@ def masked_mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
             or mask.shape[1] not in (1, output.shape[1]):
         raise ValueError(f"mask {tuple(mask.shape)} does not fit output {tuple(output.shape)}: "
                          f"expected (N, 1, H, W) or (N, C, H, W)")
-    mask = mask.to(output.dtype).expand_as(output)
+    # in float32 whatever the inputs: a half-precision count overflows past 65,504 hole values
+    mask = mask.float().expand_as(output)
     count = mask.sum()
     if count == 0:
         raise ValueError("the mask has no hole pixels: the masked MSE is undefined")
-    return ((output.float() - target.float()) ** 2 * mask.float()).sum() / count.float()
+    return ((output.float() - target.float()) ** 2 * mask).sum() / count
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:

@@ -72,3 +72,15 @@ def test_joint_loss_uses_the_papers_alpha():
     assert losses.ALPHA == 0.0004
     assert losses.joint_loss(torch.tensor(1.0), torch.tensor(10.0)).item() == pytest.approx(1.004)
     assert losses.joint_loss(torch.tensor(1.0), torch.tensor(10.0), alpha=0.0).item() == 1.0
+
+
+def test_masked_mse_in_half_precision_counts_large_holes_exactly():
+    # mixed precision hands the loss float16 outputs; a float16 hole count overflows past 65,504
+    torch.manual_seed(0)
+    out, target = torch.rand(2, 3, 192, 192), torch.rand(2, 3, 192, 192)
+    mask = torch.zeros(2, 1, 192, 192)
+    mask[..., 8:184, 8:184] = 1                      # 2 x 3 x 176^2 = 185,856 hole values
+    want = losses.masked_mse(out, target, mask)
+    got = losses.masked_mse(out.half(), target.half(), mask.half())
+    assert got.dtype == torch.float32
+    assert float(got) == pytest.approx(float(want), rel=1e-3) and float(want) > 0.1
