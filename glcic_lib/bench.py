@@ -28,6 +28,7 @@ printed, never asserted by tests (a shared CI machine is too noisy for that).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -45,7 +46,7 @@ from torch import nn
 from .device import pick_device
 from .inpaint import PRECISIONS, complete, resolve_precision
 from .models import CompletionNetwork, network_input
-from .tables import COMPLETION_IN_CHANNELS, COMPLETION_LAYERS, count_macs, layer_costs
+from .tables import count_macs, layer_costs
 
 DEFAULT_SIZES = (256, 512, 1024, 2048)
 
@@ -92,8 +93,9 @@ def stress_model(width: float = 1.0, seed: int = 0, logit_std: float = 4.0, size
     """
     torch.manual_seed(seed)
     model = CompletionNetwork(width=width)
-    images = [torch.from_numpy(bench_inputs(size, seed + i)[0]).permute(2, 0, 1).float() / 255 for i in range(2)]
-    masks = [torch.from_numpy(bench_inputs(size, seed + i)[1])[None].float() for i in range(2)]
+    pairs = [bench_inputs(size, seed + i) for i in range(2)]
+    images = [torch.from_numpy(img).permute(2, 0, 1).float() / 255 for img, _ in pairs]
+    masks = [torch.from_numpy(m)[None].float() for _, m in pairs]
     image, mask = torch.stack(images), torch.stack(masks)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -116,30 +118,15 @@ def stress_model(width: float = 1.0, seed: int = 0, logit_std: float = 4.0, size
 
 def plain_sequential(model: CompletionNetwork | None = None, width: float = 1.0) -> nn.Sequential:
     """Table 1 as a plain ``nn.Sequential`` (Conv2d/ConvTranspose2d, BatchNorm2d, ReLU, Sigmoid),
-    built from :data:`glcic_lib.tables.COMPLETION_LAYERS` and given ``model``'s weights.
+    made of the modules of ``model``'s blocks (copied), or of a fresh network of ``width``.
 
     Input: the 4-channel tensor of :func:`glcic_lib.models.network_input`.  It is the baseline
     the bench compares the default path with.
     """
-    width = model.width if model is not None else width
-    mods: list[nn.Module] = []
-    ch = COMPLETION_IN_CHANNELS
-    for row, L in zip(layer_costs("completion", 64, width_mult=width), COMPLETION_LAYERS):
-        out = row["out"][0]
-        conv_cls = nn.ConvTranspose2d if L.transposed else nn.Conv2d
-        mods.append(conv_cls(ch, out, L.kernel, stride=L.int_stride, padding=L.padding, dilation=L.dilation))
-        if L.activation == "bn+relu":
-            mods += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
-        else:
-            mods.append(nn.Sigmoid())
-        ch = out
-    plain = nn.Sequential(*mods)
-    if model is not None:
-        src = [m for m in model.body.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))]
-        dst = [m for m in plain if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d))]
-        for a, b in zip(src, dst, strict=True):
-            b.load_state_dict(a.state_dict())
-    return plain.eval()
+    net = copy.deepcopy(model) if model is not None else CompletionNetwork(width=width)
+    # each block is conv -> batch norm -> ReLU (the output block: conv -> sigmoid)
+    mods = [m for block in net.body for m in (block.conv, block.bn, block.act) if not isinstance(m, nn.Identity)]
+    return nn.Sequential(*mods).eval()
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .tables import (COMPLETION_IN_CHANNELS, COMPLETION_LAYERS, GLOBAL_INPUT_SIZE, GLOBAL_LAYERS,
-                     LOCAL_INPUT_SIZE, LOCAL_LAYERS, Layer, scaled_channels)
+                     LOCAL_INPUT_SIZE, LOCAL_LAYERS, Layer)
 
 #: Mean pixel of Places2 as stored in the authors' released model (RGB, in [0, 1]).
 PLACES2_MEAN = (0.4560, 0.4472, 0.4155)
@@ -43,11 +43,12 @@ class Block(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-def _conv_stack(layers, in_ch: int, width: float, keep_last: bool = False) -> tuple[nn.Sequential, int]:
+def _conv_stack(layers, in_ch: int, width: float) -> tuple[nn.Sequential, int]:
     blocks, ch = [], in_ch
-    convs = [L for L in layers if L.kind != "fc"]
-    for i, L in enumerate(convs):
-        out = L.out if (keep_last and i == len(convs) - 1) else scaled_channels(L.out, width)
+    for L in layers:
+        if L.kind == "fc":
+            continue
+        out = L.channels(width)
         blocks.append(Block(L, ch, out))
         ch = out
     return nn.Sequential(*blocks), ch
@@ -84,7 +85,7 @@ class CompletionNetwork(nn.Module):
         self.width = float(width)
         self.input_mode = input_mode
         self.register_buffer("mean_pixel", torch.tensor(mean_pixel, dtype=torch.float32).view(1, 3, 1, 1))
-        self.body, _ = _conv_stack(COMPLETION_LAYERS, COMPLETION_IN_CHANNELS, width, keep_last=True)
+        self.body, _ = _conv_stack(COMPLETION_LAYERS, COMPLETION_IN_CHANNELS, width)
 
     def config(self) -> dict:
         """What is needed to rebuild this network (stored in checkpoints)."""

@@ -29,6 +29,10 @@ class Layer:
     out: int
     activation: str = "bn+relu"
 
+    def channels(self, width: float) -> int:
+        """Output channels under a width multiplier; the output layer keeps its 3 (RGB)."""
+        return self.out if self.kind == "output conv" else scaled_channels(self.out, width)
+
     @property
     def transposed(self) -> bool:
         return self.kind == "deconv"
@@ -165,7 +169,6 @@ def layer_costs(layers: tuple[Layer, ...] | str = "completion", height: int = 25
 
     Biases, batch norm, ReLU and the sigmoid are not counted (a few per output value, <1%).
     """
-    name = layers if isinstance(layers, str) else None
     if isinstance(layers, str):
         if layers not in TABLES:
             raise ValueError(f"unknown table {layers!r}; choose from {sorted(TABLES)}")
@@ -175,8 +178,6 @@ def layer_costs(layers: tuple[Layer, ...] | str = "completion", height: int = 25
         raise ValueError(f"input size must be positive, got {height}x{width}")
     if in_channels is None:
         in_channels = COMPLETION_IN_CHANNELS if layers is COMPLETION_LAYERS else 3
-    keep_last = layers is COMPLETION_LAYERS or name == "completion"
-    convs = [L for L in layers if L.kind != "fc"]
     rows, h, w, ch = [], height, width, in_channels
     for i, L in enumerate(layers):
         if L.kind == "fc":
@@ -186,8 +187,7 @@ def layer_costs(layers: tuple[Layer, ...] | str = "completion", height: int = 25
                          "params": n_in * out + out, "macs": n_in * out})
             ch, h, w = out, 1, 1
             continue
-        last = keep_last and L is convs[-1]
-        out = L.out if last else scaled_channels(L.out, width_mult)
+        out = L.channels(width_mult)
         oh, ow = out_size(L, h), out_size(L, w)
         if oh < 1 or ow < 1:
             raise ValueError(f"a {height}x{width} input is too small: layer {i + 1} ({L.kind}) "
