@@ -262,6 +262,22 @@ def _to_uint8(t: torch.Tensor) -> np.ndarray:
     return (t.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def fill_numpy(net: CompletionNetwork, image: np.ndarray, img_t: torch.Tensor, mask_t: torch.Tensor,
+               device=None, precision: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The uint8 path's forward pass, for ``image`` and the tensors :func:`_check_numpy` made of it.
+
+    Returns the network's whole output as uint8, the completed image (the output inside the
+    holes, ``image``'s own pixels, bit for bit, outside) and the hole mask as bool (H, W).
+    """
+    with torch.inference_mode():
+        raw = run_network(net, img_t, mask_t, device, precision)
+    network = _to_uint8(raw)[0]
+    hole = mask_t[0, 0].cpu().numpy() > 0
+    completed = network.copy()
+    completed[~hole] = image[~hole]
+    return network, completed, hole
+
+
 # --------------------------------------------------------------------------------------------
 # the entry point
 # --------------------------------------------------------------------------------------------
@@ -306,21 +322,15 @@ def complete(model, image, mask, postprocess: bool = False, device=None, precisi
         return (img_t[0] if squeeze else img_t).detach().clone()
 
     net = _as_model(model)
+    if postprocess:
+        from .postprocess import postprocess as _post  # OpenCV, loaded only when asked for
+    if numpy_in:
+        _, out, hole = fill_numpy(net, image, img_t, mask_t, device, precision)
+        return _post(out, hole) if postprocess else out
     with torch.inference_mode():
         raw = run_network(net, img_t, mask_t, device, precision)
         done = paste(raw.to(img_t.dtype), img_t, mask_t)  # exact outside the holes
-        if numpy_in:
-            out = _to_uint8(done)[0]
-            hole = mask_t[0, 0].cpu().numpy() > 0
-            out[~hole] = image[~hole]  # bit-exact copy of the known pixels
-            if postprocess:
-                from .postprocess import postprocess as _post
-
-                out = _post(out, hole)
-            return out
         if postprocess:
-            from .postprocess import postprocess as _post
-
             u8 = _to_uint8(done)
             holes_np = mask_t[:, 0].cpu().numpy() > 0
             posts = np.stack([_post(u8[i], holes_np[i]) for i in range(len(u8))])

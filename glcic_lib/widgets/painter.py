@@ -236,10 +236,7 @@ def run_completion(model, image: np.ndarray, mask: np.ndarray, postprocess: bool
     keeps the network's full output too, for display.  ``step(name)`` is called before each
     stage (the widget's progress bar).
     """
-    import torch
-
-    from ..inpaint import _check_numpy, run_network
-    from ..models import paste
+    from ..inpaint import _check_numpy, fill_numpy
     from ..postprocess import postprocess as _post
 
     step = step or (lambda name: None)
@@ -251,14 +248,8 @@ def run_completion(model, image: np.ndarray, mask: np.ndarray, postprocess: bool
     seconds = {}
     step("network")
     t0 = time.perf_counter()
-    with torch.no_grad():
-        raw = run_network(model, img_t, mask_t, device)
+    network, completed, hole = fill_numpy(model, image, img_t, mask_t, device)
     seconds["network"] = time.perf_counter() - t0
-    to_u8 = lambda t: (t[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    network = to_u8(raw)
-    completed = to_u8(paste(raw, img_t, mask_t))
-    hole = np.asarray(mask) != 0
-    completed[~hole] = image[~hole]
     post = None
     if postprocess:
         step("post-processing")
