@@ -17,49 +17,38 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
 from glcic_lib.checkpoint import load_completion, read_checkpoint, save_checkpoint
 from glcic_lib.data import load_heldout
+from glcic_lib.evaluation import opencv_inpaint
 from glcic_lib.inpaint import complete
+from glcic_lib.metrics import psnr
+from glcic_lib.postprocess import postprocess
 
 HERE = Path(__file__).resolve().parent
 
 
-def hole_psnr(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> float:
-    err = (out.astype(np.float64) - ref.astype(np.float64))[mask]
-    mse = float((err ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
 def hole_ssim(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> float:
+    """scikit-image's default SSIM (7x7 windows) averaged over the hole pixels; the numbers in
+    the README were computed this way (glcic_lib.metrics.ssim uses the Wang et al. settings)."""
     _, full = structural_similarity(ref, out, channel_axis=2, data_range=255, full=True)
     return float(full.mean(axis=2)[mask].mean())
 
 
-def telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    out = cv2.inpaint(bgr, mask.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
-    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
-
-
 def evaluate(model) -> dict:
-    methods = {
-        "demo model": lambda im, m: complete(model, im, m, postprocess=False, device="cpu", precision="float32"),
-        "demo model + post-processing": lambda im, m: complete(model, im, m, postprocess=True, device="cpu",
-                                                               precision="float32"),
-        "OpenCV Telea (radius 5)": telea,
-    }
+    methods = ("demo model", "demo model + post-processing", "OpenCV Telea (radius 5)")
     rows = {name: {"psnr": [], "ssim": []} for name in methods}
     per_image = []
     for item in load_heldout():
+        raw = complete(model, item.image, item.mask, device="cpu", precision="float32")
+        outputs = dict(zip(methods, (raw, postprocess(raw, item.mask),
+                                     opencv_inpaint(item.image, item.mask, "telea", radius=5))))
         entry = {"name": item.name}
-        for name, fn in methods.items():
-            out = fn(item.image, item.mask)
+        for name, out in outputs.items():
             assert np.array_equal(out[~item.mask], item.image[~item.mask])
-            p, s = hole_psnr(out, item.image, item.mask), hole_ssim(out, item.image, item.mask)
+            p, s = psnr(out, item.image, item.mask), hole_ssim(out, item.image, item.mask)
             rows[name]["psnr"].append(p)
             rows[name]["ssim"].append(s)
             entry[name] = {"psnr": round(p, 2), "ssim": round(s, 4)}
