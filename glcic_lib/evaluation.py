@@ -314,36 +314,29 @@ def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: st
     from .postprocess import postprocess as _post
 
     rows, images = [], {}
-    was_training = model.training if model is not None else False
-    if model is not None:
-        model.eval()
-    try:
-        for item_name, image, hole in tqdm(items, desc=f"evaluate {', '.join(methods)}", disable=not progress,
-                                           leave=False):
-            outputs, seconds = {}, {}
-            if model is not None:
+    for item_name, image, hole in tqdm(items, desc=f"evaluate {', '.join(methods)}", disable=not progress,
+                                       leave=False):
+        outputs, seconds = {}, {}
+        if model is not None:
+            t0 = time.perf_counter()
+            raw = complete(model, image, hole, postprocess=False, device=device)
+            t_raw = time.perf_counter() - t0
+            if False in modes:
+                outputs[name], seconds[name] = raw, t_raw
+            if True in modes:
                 t0 = time.perf_counter()
-                raw = complete(model, image, hole, postprocess=False, device=device)
-                t_raw = time.perf_counter() - t0
-                if False in modes:
-                    outputs[name], seconds[name] = raw, t_raw
-                if True in modes:
-                    t0 = time.perf_counter()
-                    outputs[name + _POST_SUFFIX] = _post(raw, hole)
-                    seconds[name + _POST_SUFFIX] = t_raw + time.perf_counter() - t0
-            for b in baselines:
-                t0 = time.perf_counter()
-                outputs[b] = opencv_inpaint(image, hole, b)
-                seconds[b] = time.perf_counter() - t0
-            seam_gt = seam(image, hole)
-            for m in methods:
-                rows.append({"image": item_name, "method": m, **all_metrics(outputs[m], image, hole),
-                             "seam_gt": seam_gt, "seconds": seconds[m]})
-            if keep_images:
-                images[item_name] = {"target": image, "mask": hole, **outputs}
-    finally:
-        if model is not None and was_training:
-            model.train()
+                outputs[name + _POST_SUFFIX] = _post(raw, hole)
+                seconds[name + _POST_SUFFIX] = t_raw + time.perf_counter() - t0
+        for b in baselines:
+            t0 = time.perf_counter()
+            outputs[b] = opencv_inpaint(image, hole, b)
+            seconds[b] = time.perf_counter() - t0
+        seam_gt = seam(image, hole)
+        for m in methods:
+            rows.append({"image": item_name, "method": m, **all_metrics(outputs[m], image, hole),
+                         "seam_gt": seam_gt, "seconds": seconds[m]})
+        if keep_images:
+            images[item_name] = {"target": image, "mask": hole, **outputs}
     meta = {"n_images": len(items), "baseline_radius": BASELINE_RADIUS, "size": size}
     return EvalResult(rows, methods, images, meta)
 
