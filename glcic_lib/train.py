@@ -62,7 +62,7 @@ from .checkpoint import CheckpointError, _load_state, load_completion, read_chec
 from .config import checkpoint_dir
 from .data import ImageFolder, StreamSampler, default_train_dir, mean_pixel, scaled_resize_range, to_float
 from .device import autocast, pick_device, seed_everything
-from .masks import Box, local_box, random_box, sample_hole, scaled_hole_range, scaled_local_size
+from .masks import Box, box_mask, local_box, random_box, sample_hole, scaled_hole_range, scaled_local_size
 from .models import ContextDiscriminator, CompletionNetwork, paste
 
 PHASES = ("completion", "discriminator", "joint")
@@ -265,6 +265,11 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def hole_masks(holes: list[Box], size: int) -> torch.Tensor:
+    """(N, 1, size, size) float masks, 1 inside each image's hole."""
+    return torch.from_numpy(np.stack([box_mask(h, size) for h in holes]))[:, None].float()
+
+
 def crop_boxes(images: torch.Tensor, boxes: list[Box]) -> torch.Tensor:
     """Cut one box per image out of a batch (N, C, H, W): the local discriminator's patches."""
     if len(boxes) != images.shape[0]:
@@ -297,7 +302,7 @@ class Trainer:
         self.data = ImageFolder(self.data_root, crop_size=config.crop_size, resize_range=config.resize_range)
         mean = config.mean_pixel or mean_pixel(self.data_root)
 
-        seed_everything(config.seed + self.rank)
+        seed_everything(distributed.rank_seed(config.seed, self.rank))
         self.completion = CompletionNetwork(width=config.width, mean_pixel=mean).to(self.device)
         if config.init_from:   # before any wrapping; a resumed run then loads its own weights over these
             start = load_completion(config.init_from)
@@ -328,6 +333,7 @@ class Trainer:
         self.iteration = 0           # completed iterations
         self.history: list[dict] = []
         self.skipped = 0             # unreadable files met while loading (all workers)
+        self._samples = None         # the fixed validation batch of the sample grids, read once
         self.elapsed = 0.0           # training seconds over all sessions of this run
         self._loader_iter = None
         self._in_step = False        # True while an iteration is half done (see run)
@@ -379,9 +385,7 @@ class Trainer:
         images = batch["image"]
         n, size = images.shape[0], self.config.crop_size
         holes, boxes, real = self.holes(iteration, micro, n)
-        mask = torch.zeros(n, 1, size, size)
-        for i, h in enumerate(holes):
-            mask[i, :, h.top:h.top + h.height, h.left:h.left + h.width] = 1
+        mask = hole_masks(holes, size)
         if self.device.type == "cuda":
             mask = mask.pin_memory()
         x = to_float(images.to(self.device, non_blocking=True))
@@ -465,7 +469,9 @@ class Trainer:
             self.completion.eval()   # phase 2: C is fixed, batch-norm statistics included
         else:
             self.completion.train()
-        logs = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0, "mse": 0.0}
+        logs = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        if freeze_completion:   # phase 2 logs C's (fixed) MSE; in phase 3 C's own step reports it
+            logs["mse"] = 0.0
         for micro in micros:
             with torch.no_grad(), autocast(self.device, self.use_amp):
                 out = self.c_net(micro["image"], micro["mask"])
@@ -473,7 +479,8 @@ class Trainer:
             self.scaler_d.scale(parts["d_loss"] / len(micros)).backward()
             for k in ("d_loss", "d_real", "d_fake"):
                 logs[k] += float(parts[k].detach()) / len(micros)
-            logs["mse"] += float(losses.masked_mse(out, micro["image"], micro["mask"])) / len(micros)
+            if freeze_completion:
+                logs["mse"] += float(losses.masked_mse(out, micro["image"], micro["mask"])) / len(micros)
         self._step(self.opt_d, self.scaler_d)
         return logs
 
@@ -487,9 +494,7 @@ class Trainer:
             logs = self.update_discriminator(micros, freeze_completion=True)
         else:
             logs = self.update_discriminator(micros, freeze_completion=False)
-            d_mse = logs.pop("mse")
             logs.update(self.update_completion(micros, adversarial=True))
-            logs.setdefault("mse", d_mse)
         return {"phase": phase, **logs}
 
     # ------------------------------------------------------------------ the loop
@@ -579,16 +584,17 @@ class Trainer:
     # ------------------------------------------------------------------ samples
     def sample_batch(self) -> dict:
         """Fixed validation images (the first ``n_samples`` files, centre crops) with fixed holes."""
-        cfg = self.config
-        n = min(cfg.n_samples, len(self.data))
-        fixed = ImageFolder(self.data_root, crop_size=cfg.crop_size, resize_range=cfg.resize_range, augment=False)
-        images = torch.stack([fixed[i]["image"] for i in range(n)])
-        rng = np.random.default_rng([cfg.seed, 99])
-        holes = [sample_hole(cfg.crop_size, cfg.hole_range, rng) for _ in range(n)]
-        mask = torch.zeros(n, 1, cfg.crop_size, cfg.crop_size)
-        for i, h in enumerate(holes):
-            mask[i, :, h.top:h.top + h.height, h.left:h.left + h.width] = 1
-        return {"image": to_float(images).to(self.device), "mask": mask.to(self.device)}
+        if self._samples is None:   # read once: the same images and holes every time
+            cfg = self.config
+            n = min(cfg.n_samples, len(self.data))
+            fixed = ImageFolder(self.data_root, crop_size=cfg.crop_size, resize_range=cfg.resize_range,
+                                augment=False)
+            images = torch.stack([fixed[i]["image"] for i in range(n)])
+            rng = np.random.default_rng([cfg.seed, 99])
+            holes = [sample_hole(cfg.crop_size, cfg.hole_range, rng) for _ in range(n)]
+            self._samples = {"image": to_float(images).to(self.device),
+                             "mask": hole_masks(holes, cfg.crop_size).to(self.device)}
+        return self._samples
 
     @torch.no_grad()
     def write_samples(self) -> Path:
