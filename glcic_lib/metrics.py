@@ -99,25 +99,29 @@ def psnr(output, target, mask=None) -> float:
         return float(peak_signal_noise_ratio(target, output, data_range=255))
 
 
-def ssim_map(output, target) -> np.ndarray:
-    """scikit-image's SSIM map ``(H, W)`` (averaged over the three channels), values in [-1, 1]."""
+def _ssim(output, target) -> tuple[float, np.ndarray]:
+    """scikit-image's mean SSIM and its SSIM map (H, W), averaged over the channels, in one call."""
     output, target = _check_pair(output, target)
     if min(output.shape[:2]) < SSIM_MIN_SIDE:
         raise ValueError(f"SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels "
                          f"(its Gaussian window), got {output.shape[1]}x{output.shape[0]}")
-    _, full = structural_similarity(target, output, channel_axis=2, data_range=255, full=True, **SSIM_SETTINGS)
-    return full.mean(axis=2)
+    mean, full = structural_similarity(target, output, channel_axis=2, data_range=255, full=True,
+                                       **SSIM_SETTINGS)
+    return float(mean), full.mean(axis=2)
+
+
+def ssim_map(output, target) -> np.ndarray:
+    """scikit-image's SSIM map ``(H, W)`` (averaged over the three channels), values in [-1, 1]."""
+    return _ssim(output, target)[1]
 
 
 def ssim(output, target, mask=None) -> float:
     """Structural similarity: scikit-image's mean SSIM, or its SSIM map averaged over the holes."""
     output, target = _check_pair(output, target)
     if mask is None:
-        if min(output.shape[:2]) < SSIM_MIN_SIDE:
-            ssim_map(output, target)  # raises the size error
-        return float(structural_similarity(target, output, channel_axis=2, data_range=255, **SSIM_SETTINGS))
+        return _ssim(output, target)[0]
     hole = _check_mask(mask, output.shape)
-    return float(ssim_map(output, target)[hole].mean())
+    return float(_ssim(output, target)[1][hole].mean())
 
 
 _DIRECTIONS = ((0, 1), (0, -1), (1, 0), (-1, 0))
@@ -193,9 +197,15 @@ def seam(image, mask) -> float:
 
 
 def all_metrics(output, target, mask) -> dict[str, float]:
-    """Every metric of :data:`METRIC_NAMES` for one completed image (seam of ``output``)."""
+    """Every metric of :data:`METRIC_NAMES` for one completed image (seam of ``output``).
+
+    The inputs are checked once and SSIM is computed once (its mean and its map over the holes).
+    """
+    output, target = _check_pair(output, target)
+    hole = _check_mask(mask, output.shape)
+    mean_ssim, ssim_full = _ssim(output, target)
     return {
-        "l1_hole": l1(output, target, mask), "psnr_hole": psnr(output, target, mask),
-        "ssim_hole": ssim(output, target, mask), "l1": l1(output, target), "psnr": psnr(output, target),
-        "ssim": ssim(output, target), "seam": seam(output, mask),
+        "l1_hole": l1(output, target, hole), "psnr_hole": psnr(output, target, hole),
+        "ssim_hole": float(ssim_full[hole].mean()), "l1": l1(output, target), "psnr": psnr(output, target),
+        "ssim": mean_ssim, "seam": seam(output, hole),
     }
