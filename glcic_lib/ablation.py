@@ -205,19 +205,21 @@ def run_ablation(data_dir=None, out_dir=None, preset: str = "smoke", *, arms=ARM
     if limit is not None:
         items = items[:limit]
 
-    from .checkpoint import load_completion
+    from .checkpoint import load_completion, read_checkpoint
 
     t0 = time.perf_counter()
-    result = None
+    result, train_seconds = None, {}
     for a in arms:
-        model = load_completion(checkpoints[a])
+        ckpt = read_checkpoint(checkpoints[a])   # read once: the model and its recorded training time
+        model = load_completion(checkpoints[a], ckpt)
+        train_seconds[a] = float((ckpt.get("train_state") or {}).get("elapsed", 0.0))  # all sessions
         r = evaluate(model, items, "both", name=a, size=size, device=device, progress=progress)
         result = r if result is None else result.merge(r)
     if baselines:
         result = result.merge(evaluate(None, items, baselines=baselines, size=size, progress=progress))
     costs["evaluation_s"] = time.perf_counter() - t0
     costs["total_s"] = time.perf_counter() - t_start
-    costs["arm_train_seconds"] = {a: _elapsed(checkpoints[a]) for a in arms}
+    costs["arm_train_seconds"] = train_seconds
     result.meta.update({"preset": preset, "data_dir": str(data_dir), "size": size, "arms": list(arms),
                         "share_phase1": share_phase1, "overrides": {k: str(v) for k, v in overrides.items()},
                         "config": {k: v for k, v in cfg.to_dict().items() if k not in ("out_dir", "discriminator")}})
@@ -229,14 +231,6 @@ def run_ablation(data_dir=None, out_dir=None, preset: str = "smoke", *, arms=ARM
     costs_path.write_text(json.dumps(costs, indent=1))
     files["costs"] = costs_path
     return AblationResult(out_dir, result, checkpoints, costs, files)
-
-
-def _elapsed(checkpoint: Path) -> float:
-    """Training seconds a run's checkpoint records (all sessions; phase 1 included)."""
-    from .checkpoint import read_checkpoint
-
-    state = read_checkpoint(checkpoint).get("train_state") or {}
-    return float(state.get("elapsed", 0.0))
 
 
 def save_figures(result: EvalResult, out_dir) -> dict[str, Path]:
