@@ -51,14 +51,10 @@ MULTIPLE = 4
 
 
 def _as_model(model) -> CompletionNetwork:
-    if model is None:
+    if model is None or isinstance(model, (str, Path)):
         from .pretrained import load_pretrained
 
-        return load_pretrained()
-    if isinstance(model, (str, Path)):
-        from .pretrained import load_pretrained
-
-        return load_pretrained(str(model))
+        return load_pretrained("demo" if model is None else str(model))
     model = getattr(model, "module", model)  # DataParallel / DistributedDataParallel
     if not isinstance(model, CompletionNetwork):
         raise TypeError(f"model must be a CompletionNetwork, a checkpoint path or None (the demo model), "

@@ -51,6 +51,7 @@ class AuthorsModel:
     url: str  #: the authors' current download address
     mirrors: tuple[str, ...]  #: older addresses tried if the first fails
     about: str
+    label: str  #: how menus name it
     licence: str = AUTHORS_LICENCE
 
     @property
@@ -66,13 +67,16 @@ AUTHORS_MODELS: dict[str, AuthorsModel] = {
     "places2": AuthorsModel(
         "places2", "completionnet_places2.t7", _TSUKUBA + "completionnet_places2.t7",
         (_WASEDA + "completionnet_places2.t7",),
-        "the paper's model: Places2, rectangular holes of 96-128 pixels, images of 256-384 pixels"),
+        "the paper's model: Places2, rectangular holes of 96-128 pixels, images of 256-384 pixels",
+        "authors' Places2 model"),
     "places2_freeform": AuthorsModel(
         "places2_freeform", "completionnet_places2_freeform.t7", _TSUKUBA + "completionnet_places2_freeform.t7",
-        (), "released in 2020: Places2 with free-form holes (better on irregular holes, even without post-processing)"),
+        (), "released in 2020: Places2 with free-form holes (better on irregular holes, even without post-processing)",
+        "authors' Places2 free-form model"),
     "celeba": AuthorsModel(
         "celeba", "completionnet_celeba.t7", _TSUKUBA + "completionnet_celeba.t7",
-        (), "released in 2020: faces (CelebA), rectangular holes; best on faces of 160-178 pixels"),
+        (), "released in 2020: faces (CelebA), rectangular holes; best on faces of 160-178 pixels",
+        "authors' CelebA faces model"),
 }
 
 
@@ -167,11 +171,9 @@ def model_choices() -> dict[str, str]:
     choices = {}
     if demo_checkpoint_path().exists():
         choices["demo model (bundled, small)"] = "demo"
-    labels = {"places2": "authors' Places2 model", "places2_freeform": "authors' Places2 free-form model",
-              "celeba": "authors' CelebA faces model"}
-    for key in AUTHORS_MODELS:
+    for key, entry in AUTHORS_MODELS.items():
         if authors_model_path(key) is not None:
-            choices[labels[key]] = f"authors:{key}"
+            choices[entry.label] = f"authors:{key}"
     return choices
 
 

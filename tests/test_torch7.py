@@ -8,6 +8,7 @@ out module by module like the released model (one flat ``nn.Sequential``; rows 5
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import sys
@@ -548,7 +549,7 @@ def test_download_falls_back_to_the_mirror(server, t7_file, tmp_path, monkeypatc
     root, base = server
     (root / "old.t7").write_bytes(t7_file.read_bytes())
     entry = pretrained.AUTHORS_MODELS["places2"]
-    moved = pretrained.AuthorsModel(entry.name, entry.filename, f"{base}/gone.t7", (f"{base}/old.t7",), entry.about)
+    moved = dataclasses.replace(entry, url=f"{base}/gone.t7", mirrors=(f"{base}/old.t7",))
     monkeypatch.setitem(pretrained.AUTHORS_MODELS, "places2", moved)
     path = pretrained.download_authors_model(dest=tmp_path / "m" / "mine.t7", progress=False)
     assert path == tmp_path / "m" / "mine.t7" and path.read_bytes() == t7_file.read_bytes()
