@@ -84,10 +84,11 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def as_image(image) -> np.ndarray:
-    """uint8 RGB from an array, a file path, or a name from :func:`sample_images`."""
+def as_image(image, samples: dict | None = None) -> np.ndarray:
+    """uint8 RGB from an array, a file path, or a name from :func:`sample_images` (``samples``:
+    its result, if the caller already has it)."""
     if isinstance(image, (str, Path)):
-        samples = sample_images()
+        samples = sample_images() if samples is None else samples
         if str(image) in samples:
             return samples[str(image)]()
         from ..imageio import read_image
@@ -96,8 +97,8 @@ def as_image(image) -> np.ndarray:
     return _rgb(image)
 
 
-def default_image() -> tuple[str, np.ndarray]:
-    samples = sample_images()
+def default_image(samples: dict | None = None) -> tuple[str, np.ndarray]:
+    samples = sample_images() if samples is None else samples
     if not samples:  # pragma: no cover - skimage always provides some
         rng = np.random.default_rng(0)
         return "noise", rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
@@ -302,11 +303,11 @@ class MaskPainter:
         self.frontend = "canvas" if self.canvas is not None else "sliders"
 
         # -- image and model ------------------------------------------------------------------
-        samples = sample_images()
+        self._samples = samples = sample_images()   # listed once: the image menu's loaders
         if image is None:
-            name, img = default_image()
+            name, img = default_image(samples)
         else:
-            img = as_image(image)
+            img = as_image(image, samples)
             name = str(image) if isinstance(image, (str, Path)) and str(image) in samples else GIVEN_IMAGE
         self.image = img
         self.history = painting.StrokeHistory(img.shape[:2])
@@ -459,11 +460,15 @@ class MaskPainter:
         if self.canvas is not None:
             new = self.history.to_json()
             if self.canvas.strokes != new:
-                self.canvas.strokes = new
+                self.canvas.strokes = new  # fires _on_canvas_strokes, which shows the status
+                return self
         else:
             self._refresh_preview()
-        self.status.value = f"<span>{painting.describe_mask(self.mask)}</span>"
+        self._show_status()
         return self
+
+    def _show_status(self) -> None:
+        self.status.value = f"<span>{painting.describe_mask(self.mask)}</span>"
 
     def _on_canvas_strokes(self, change):
         try:
@@ -471,7 +476,7 @@ class MaskPainter:
         except ValueError as e:
             self._error(f"the canvas sent a stroke that cannot be used ({e}); undo it")
             return
-        self.status.value = f"<span>{painting.describe_mask(self.mask)}</span>"
+        self._show_status()
 
     # -- image ------------------------------------------------------------------------------
     def load_image(self, image) -> "MaskPainter":
@@ -515,7 +520,7 @@ class MaskPainter:
         name = change["new"]
         if getattr(self, "_picking", False):
             return
-        loader = sample_images().get(name)
+        loader = self._samples.get(name)
         if loader is None:
             return
         try:
