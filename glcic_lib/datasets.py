@@ -105,14 +105,32 @@ def _is_wanted(member: str, include: tuple[str, ...]) -> bool:
 
 
 def _safe_target(root: Path, member: str) -> Path:
-    """``root/member``, or a ValueError when the member's path would leave ``root``."""
+    """``root/member``, or a ValueError when the member's path would leave ``root`` (which the
+    caller has resolved: absolute, no links)."""
     rel = PurePosixPath(member.replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts:
         raise ValueError(f"refusing archive member {member!r}: its path leaves the target folder")
     target = (root / Path(*rel.parts)).resolve()
-    if root.resolve() not in target.parents:
+    if root not in target.parents:
         raise ValueError(f"refusing archive member {member!r}: its path leaves the target folder")
     return target
+
+
+def _file_members(archive: Path):
+    """``(name, open)`` for each regular file of a zip or tar archive, in archive order (a tar is
+    streamed: no need to list a 24 GB tar first).  Links, devices and folders are left out."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if not info.is_dir():
+                    yield info.filename, lambda info=info: zf.open(info)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            for info in tf:
+                if info.isfile():
+                    yield info.name, lambda info=info: tf.extractfile(info)
+    else:
+        raise ValueError(f"{archive} is neither a zip nor a tar archive")
 
 
 def unpack(archive: str | Path, dest: str | Path, include: tuple[str, ...] = ("*",), progress: bool = False) -> int:
@@ -120,47 +138,24 @@ def unpack(archive: str | Path, dest: str | Path, include: tuple[str, ...] = ("*
     (keeping their folders); return how many were written.  Other members are skipped; a
     member whose path escapes ``dest`` (absolute, or with ``..``) is a ValueError; links and
     devices are never extracted."""
+    from tqdm.auto import tqdm
+
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
         raise FileNotFoundError(f"archive not found: {archive}")
     dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
     count = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(desc=f"unpacking {archive.name}", unit=" images")
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
-                    if info.is_dir() or not _is_wanted(info.filename, include):
-                        continue
-                    target = _safe_target(dest, info.filename)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out)
-                    count += 1
-                    if bar is not None:
-                        bar.update(1)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                for info in tf:                      # streams: no need to list a 24 GB tar first
-                    if not info.isfile() or not _is_wanted(info.name, include):
-                        continue
-                    target = _safe_target(dest, info.name)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    src = tf.extractfile(info)
-                    with src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out)
-                    count += 1
-                    if bar is not None:
-                        bar.update(1)
-        else:
-            raise ValueError(f"{archive} is neither a zip nor a tar archive")
-    finally:
-        if bar is not None:
-            bar.close()
+    with tqdm(desc=f"unpacking {archive.name}", unit=" images", disable=not progress) as bar:
+        for name, open_member in _file_members(archive):
+            if not _is_wanted(name, include):
+                continue
+            target = _safe_target(root, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open_member() as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+            count += 1
+            bar.update(1)
     return count
 
 
