@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from .device import pick_device
-from .inpaint import PRECISIONS, complete, resolve_precision
+from .inpaint import PRECISIONS, _check_numpy, _to_uint8, complete, resolve_precision
 from .models import CompletionNetwork, network_input
 from .tables import count_macs, layer_costs
 
@@ -139,18 +139,20 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def _time_once(fn, device: torch.device) -> float:
+    """Wall time (seconds) of one ``fn()``, with the device's queued work finished on both sides."""
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
 def median_time(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeats`` runs, after ``warmup`` runs."""
     for _ in range(warmup):
         fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(_time_once(fn, device) for _ in range(repeats))
 
 
 def interleaved_times(fns: dict, repeats: int, device: torch.device) -> dict:
@@ -163,11 +165,7 @@ def interleaved_times(fns: dict, repeats: int, device: torch.device) -> dict:
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(_time_once(fn, device))
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -183,14 +181,8 @@ def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int
     b = torch.randn(n, n, generator=g).to(device, dtype)
     with torch.inference_mode():
         torch.mm(a, b)  # warm-up
-        times = []
-        for _ in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            _sync(device)
-            times.append(time.perf_counter() - t0)
-    return 2 * n**3 / min(times) / 1e9
+        best = min(_time_once(lambda: torch.mm(a, b), device) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,8 +353,7 @@ def run_bench(sizes=DEFAULT_SIZES, width: float = 1.0, repeats: int = 3, precisi
                 row.note += " plain baseline skipped (memory)"
             else:
                 try:
-                    img_t = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(device)
-                    mask_t = torch.from_numpy(mask)[None, None].float().to(device)
+                    img_t, mask_t = (t.to(device) for t in _check_numpy(image, mask))
                     x = network_input(img_t, mask_t, model.mean_pixel.to(device), model.input_mode)
 
                     def run_plain():
@@ -370,7 +361,7 @@ def run_bench(sizes=DEFAULT_SIZES, width: float = 1.0, repeats: int = 3, precisi
                             return plain(x)
 
                     y = run_plain()  # warm-up and the reference output
-                    ref = (y[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+                    ref = _to_uint8(y)[0]
                     ref[~mask] = image[~mask]
                     row.max_diff_levels = int(np.abs(out.astype(int) - ref.astype(int)).max())
                     del y
