@@ -405,14 +405,15 @@ class Trainer:
         """Discriminator logits for whole images and their local patches at ``boxes``."""
         return self.d_net(images, crop_boxes(images, boxes))
 
-    def generator_losses(self, micro: dict) -> dict:
+    def generator_losses(self, micro: dict, adversarial: bool = True) -> dict:
         """The completion network's losses on one micro-batch: ``mse``, ``adv`` (None without a
-        discriminator) and ``loss`` = ``mse + alpha * adv`` (tensors with graphs)."""
+        discriminator or with ``adversarial=False``) and ``loss`` = ``mse + alpha * adv``
+        (tensors with graphs)."""
         x, m = micro["image"], micro["mask"]
         with autocast(self.device, self.use_amp):
             out = self.c_net(x, m)
         mse = losses.masked_mse(out, x, m)
-        if self.d_net is None:
+        if not adversarial or self.d_net is None:
             return {"mse": mse, "adv": None, "loss": mse, "output": out}
         completed = paste(out, x, m)
         self.discriminator.requires_grad_(False)  # gradients flow *through* D, not *into* it
@@ -446,14 +447,7 @@ class Trainer:
         self.completion.train()
         logs = {"mse": 0.0, "g_adv": 0.0}
         for micro in micros:
-            if adversarial and self.d_net is not None:
-                parts = self.generator_losses(micro)
-            else:
-                x, m = micro["image"], micro["mask"]
-                with autocast(self.device, self.use_amp):
-                    out = self.c_net(x, m)
-                mse = losses.masked_mse(out, x, m)
-                parts = {"mse": mse, "adv": None, "loss": mse}
+            parts = self.generator_losses(micro, adversarial)
             self.scaler_c.scale(parts["loss"] / len(micros)).backward()
             logs["mse"] += float(parts["mse"].detach()) / len(micros)
             if parts["adv"] is not None:
