@@ -237,7 +237,7 @@ _MEMORY_CACHE: dict[tuple[str, str], tuple[float, float, float]] = {}
 
 
 def mean_pixel(root: str | Path, max_images: int = 2000, seed: int = 0,
-               refresh: bool = False) -> tuple[float, float, float]:
+               refresh: bool = False, files: list[Path] | None = None) -> tuple[float, float, float]:
     """The data set's mean colour (RGB in [0, 1]): what the completion network puts in the holes.
 
     Computed once from up to ``max_images`` images (a seeded sample for larger sets; each image
@@ -245,9 +245,11 @@ def mean_pixel(root: str | Path, max_images: int = 2000, seed: int = 0,
     small JSON file in the folder (``.glcic_mean_pixel.json``) or, when the folder is not
     writable, under ``checkpoint_dir()/cache``.  The cache is keyed on the list of file names,
     so adding or removing images recomputes it; start-up never re-reads every image.
+    ``files``: the folder's image list if the caller has it already (``ImageFolder.files``),
+    so that the folder is not listed a second time.
     """
     root = Path(root)
-    files, _ = list_images(root)
+    files = list_images(root)[0] if files is None else list(files)
     if not files:
         raise ValueError(f"no images found under {root}: cannot compute a mean pixel")
     sig = _signature(files, root)

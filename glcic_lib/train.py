@@ -300,7 +300,7 @@ class Trainer:
         self.out_dir = Path(config.out_dir) if config.out_dir else checkpoint_dir() / (config.preset or "train")
         self.data_root = Path(config.data_dir) if config.data_dir else default_train_dir()
         self.data = ImageFolder(self.data_root, crop_size=config.crop_size, resize_range=config.resize_range)
-        mean = config.mean_pixel or mean_pixel(self.data_root)
+        mean = config.mean_pixel or mean_pixel(self.data_root, files=self.data.files)
 
         seed_everything(distributed.rank_seed(config.seed, self.rank))
         self.completion = CompletionNetwork(width=config.width, mean_pixel=mean).to(self.device)

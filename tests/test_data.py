@@ -133,6 +133,9 @@ def test_mean_pixel_by_hand(tmp_path):
     _write(root / "r.png", np.tile(np.array([255, 0, 0], np.uint8), (64, 64, 1)))
     _write(root / "g.png", np.tile(np.array([0, 255, 51], np.uint8), (80, 64, 1)))
     assert mean_pixel(root) == pytest.approx((0.5, 0.5, 0.1), abs=1e-3)
+    # the trainer hands over the list its ImageFolder made: same value, folder not listed again
+    files = ImageFolder(root, crop_size=32).files
+    assert mean_pixel(root, files=files, refresh=True) == mean_pixel(root, refresh=True)
 
 
 def test_bundled_heldout_set():
