@@ -69,6 +69,11 @@ def scaled_local_size(crop_size: int) -> int:
     return max(1, int(round(PAPER_LOCAL_SIZE * crop_size / PAPER_CROP)))
 
 
+def _height_width(image_size: int | tuple[int, int]) -> tuple[int, int]:
+    """``S`` or ``(H, W)`` -> ``(H, W)``."""
+    return (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
+
+
 def _check_size(name: str, value: int) -> int:
     if int(value) != value or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -83,7 +88,7 @@ def sample_hole(image_size: int | tuple[int, int], hole_range: tuple[int, int] =
     that keep the hole inside the image, so every pixel position of the hole is equally likely
     along each axis (up to the edges).
     """
-    h_img, w_img = (image_size, image_size) if np.isscalar(image_size) else image_size
+    h_img, w_img = _height_width(image_size)
     h_img, w_img = _check_size("image height", h_img), _check_size("image width", w_img)
     lo, hi = int(hole_range[0]), int(hole_range[1])
     if not 1 <= lo <= hi:
@@ -98,6 +103,14 @@ def sample_hole(image_size: int | tuple[int, int], hole_range: tuple[int, int] =
     return Box(top, left, h, w)
 
 
+def _local_side(local_size: int, h_img: int, w_img: int) -> int:
+    """The local box's side, checked to fit in an ``h_img`` x ``w_img`` image."""
+    s = _check_size("local_size", local_size)
+    if s > min(h_img, w_img):
+        raise ValueError(f"local box {s} does not fit in a {h_img}x{w_img} image")
+    return s
+
+
 def local_box(hole: Box, local_size: int = PAPER_LOCAL_SIZE, image_size: int | tuple[int, int] = PAPER_CROP) -> Box:
     """The local discriminator's ``local_size`` square centred on ``hole``, clamped inside the image.
 
@@ -106,10 +119,8 @@ def local_box(hole: Box, local_size: int = PAPER_LOCAL_SIZE, image_size: int | t
     the full size; the hole may then be off-centre, but it stays inside the box as long as it
     is no larger than the box.
     """
-    h_img, w_img = (image_size, image_size) if np.isscalar(image_size) else image_size
-    s = _check_size("local_size", local_size)
-    if s > min(h_img, w_img):
-        raise ValueError(f"local box {s} does not fit in a {h_img}x{w_img} image")
+    h_img, w_img = _height_width(image_size)
+    s = _local_side(local_size, h_img, w_img)
     top = hole.top + hole.height // 2 - s // 2
     left = hole.left + hole.width // 2 - s // 2
     top = min(max(top, 0), h_img - s)
@@ -125,19 +136,17 @@ def random_box(local_size: int = PAPER_LOCAL_SIZE, image_size: int | tuple[int, 
     :func:`local_box` around it, so real and completed patches have the same distribution of
     positions.  ``hole_range=None`` instead places the box uniformly.
     """
-    h_img, w_img = (image_size, image_size) if np.isscalar(image_size) else image_size
+    h_img, w_img = _height_width(image_size)
     rng = as_rng(rng)
     if hole_range is None:
-        s = _check_size("local_size", local_size)
-        if s > min(h_img, w_img):
-            raise ValueError(f"local box {s} does not fit in a {h_img}x{w_img} image")
+        s = _local_side(local_size, h_img, w_img)
         return Box(int(rng.integers(0, h_img - s + 1)), int(rng.integers(0, w_img - s + 1)), s, s)
     return local_box(sample_hole((h_img, w_img), hole_range, rng), local_size, (h_img, w_img))
 
 
 def box_mask(boxes: Box | list[Box], image_size: int | tuple[int, int]) -> np.ndarray:
     """A bool mask (H, W) that is True inside the box(es)."""
-    h_img, w_img = (image_size, image_size) if np.isscalar(image_size) else image_size
+    h_img, w_img = _height_width(image_size)
     mask = np.zeros((h_img, w_img), dtype=bool)
     for b in [boxes] if isinstance(boxes, Box) else boxes:
         mask[b.slices] = True
