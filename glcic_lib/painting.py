@@ -148,26 +148,22 @@ class Stroke:
         x0, y0, x1, y1 = self.box
         left, right = sorted((int(round(x0)), int(round(x1))))
         top, bottom = sorted((int(round(y0)), int(round(y1))))
-        if self.kind == "rect":
-            h, w = canvas.shape
-            t, b = max(top, 0), min(bottom, h - 1)
-            l, r = max(left, 0), min(right, w - 1)
-            if t <= b and l <= r:
-                canvas[t:b + 1, l:r + 1] = value
+        h, w = canvas.shape
+        t, b = max(top, 0), min(bottom, h - 1)     # the box clipped to the canvas
+        l, r = max(left, 0), min(right, w - 1)
+        if t > b or l > r:
             return
-        # ellipse inscribed in the box: pixel centres with ((x-cx)/a)^2 + ((y-cy)/b)^2 <= 1, where
+        if self.kind == "rect":
+            canvas[t:b + 1, l:r + 1] = value
+            return
+        # ellipse inscribed in the box: pixel centres with ((x-cx)/ax)^2 + ((y-cy)/ay)^2 <= 1, where
         # the half-axes reach the box's outer pixel edges (so its extreme pixels are included).
         # Computed exactly (OpenCV's ellipse is a pixel off symmetric at some sizes).
-        h, w = canvas.shape
         cx, cy = (left + right) / 2, (top + bottom) / 2
-        a, b = (right - left) / 2 + 0.5, (bottom - top) / 2 + 0.5
-        t, bt = max(top, 0), min(bottom, h - 1)
-        l, r = max(left, 0), min(right, w - 1)
-        if t > bt or l > r:
-            return
-        yy, xx = np.mgrid[t:bt + 1, l:r + 1].astype(np.float64)
-        inside = ((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1.0
-        canvas[t:bt + 1, l:r + 1][inside] = value
+        ax, ay = (right - left) / 2 + 0.5, (bottom - top) / 2 + 0.5
+        yy, xx = np.mgrid[t:b + 1, l:r + 1].astype(np.float64)
+        inside = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+        canvas[t:b + 1, l:r + 1][inside] = value
 
 
 def _segment(canvas: np.ndarray, p, q, r: int, value: int) -> None:
@@ -199,17 +195,25 @@ def rasterize(strokes: Iterable, shape: tuple[int, int], base: np.ndarray | None
     """
     h, w = _check_shape(shape)
     canvas = np.zeros((h, w), np.uint8)
+    base = _as_base(base, (h, w))
     if base is not None:
-        base = np.asarray(base)
-        if base.shape != (h, w):
-            raise ValueError(f"base mask has shape {base.shape}, expected {(h, w)}")
-        canvas[base != 0] = 1
+        canvas[base] = 1
     for i, s in enumerate(strokes):
         try:
             Stroke.from_json(s).draw(canvas)
         except ValueError as e:
             raise ValueError(f"stroke {i}: {e}") from None
     return canvas.astype(bool)
+
+
+def _as_base(base, shape: tuple[int, int]) -> np.ndarray | None:
+    """An optional starting mask (non-zero = hole) as bool, checked against the mask's shape."""
+    if base is None:
+        return None
+    base = np.asarray(base) != 0
+    if base.shape != tuple(shape):
+        raise ValueError(f"base mask has shape {base.shape}, expected {tuple(shape)}")
+    return base
 
 
 def _check_shape(shape) -> tuple[int, int]:
@@ -236,10 +240,7 @@ class StrokeHistory:
     def __post_init__(self):
         self.shape = _check_shape(self.shape)
         self.strokes = [Stroke.from_json(s) for s in self.strokes]
-        if self.base is not None:
-            self.base = np.asarray(self.base) != 0
-            if self.base.shape != self.shape:
-                raise ValueError(f"base mask has shape {self.base.shape}, expected {self.shape}")
+        self.base = _as_base(self.base, self.shape)
         self._redo: list[Stroke] = []
         self._cache: tuple[int, np.ndarray] | None = None
 
@@ -276,9 +277,7 @@ class StrokeHistory:
         """Forget every stroke (not undoable), e.g. when a new image is loaded."""
         if shape is not None:
             self.shape = _check_shape(shape)
-        self.base = None if base is None else np.asarray(base) != 0
-        if self.base is not None and self.base.shape != self.shape:
-            raise ValueError(f"base mask has shape {self.base.shape}, expected {self.shape}")
+        self.base = _as_base(base, self.shape)
         self.strokes = []
         self._redo = []
         self._cache = None
