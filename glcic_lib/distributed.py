@@ -402,24 +402,6 @@ def mean_across_ranks(values: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in zip(keys, t)}
 
 
-def sum_across_ranks(value: int | float) -> float:
-    """The sum of one number over all processes (e.g. counts of skipped files)."""
-    if not is_distributed():
-        return value
-    t = torch.tensor([float(value)], dtype=torch.float64, device=_comm_device())
-    dist.all_reduce(t)
-    return float(t.item())
-
-
-def broadcast_object(obj, src: int = 0):
-    """Rank ``src``'s Python object on every process (pickled; for small things only)."""
-    if not is_distributed():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def free_port() -> int:
     """A free TCP port on localhost (for ``MASTER_PORT`` in tests and local launches)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
