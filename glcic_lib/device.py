@@ -43,6 +43,53 @@ def describe_device(device: torch.device | None = None) -> str:
     return f"device: {what} | torch {torch.__version__} | smoke mode: {'on' if smoke_mode() else 'off'}"
 
 
+#: Environment override of :func:`cpu_has_bfloat16`: "1" (say yes), "0" (say no), unset (detect).
+CPU_BF16_ENV = "GLCIC_CPU_BF16"
+
+#: /proc/cpuinfo flags of CPUs that compute bfloat16 in hardware (Intel AMX, AVX512-BF16).
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def _cpuinfo_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags Linux lists in ``path`` (empty elsewhere or when unreadable)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_bfloat16() -> bool:
+    """True when this CPU computes bfloat16 in hardware (Intel AMX or AVX512-BF16).
+
+    ``$GLCIC_CPU_BF16`` decides when set (``1``/``0``; the test suite pins it so that results
+    do not depend on the machine); otherwise torch's own probes (``torch.cpu``), then
+    ``torch.backends.cpu.get_cpu_capability()`` (``"AMX..."``), then the Linux CPU flags
+    :data:`BF16_CPU_FLAGS` in ``/proc/cpuinfo``.
+    """
+    env = os.environ.get(CPU_BF16_ENV, "").strip().lower()
+    if env in {"1", "true", "yes", "on"}:
+        return True
+    if env in {"0", "false", "no", "off"}:
+        return False
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        try:
+            if getattr(cpu, probe)():
+                return True
+        except (AttributeError, RuntimeError):
+            continue
+    try:
+        if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
+            return True
+    except (AttributeError, RuntimeError):
+        pass
+    return bool(_cpuinfo_flags() & set(BF16_CPU_FLAGS))
+
+
 def autocast(device: torch.device, enabled: bool = True):
     """Mixed precision on CUDA (float16); a no-op context elsewhere."""
     if enabled and device.type == "cuda":

@@ -8,16 +8,23 @@ How the forward pass is made fast (measured by ``python -m glcic_lib bench``):
   BN is an affine map per channel, so it can be multiplied into the preceding weights;
 * **channels-last** memory layout, which oneDNN (CPU) and cuDNN (GPU) prefer;
 * **reduced precision** where it is safe, chosen per device by :func:`default_precision`:
-  float16 on CUDA (the last :data:`FLOAT32_TAIL` layers, 64->32 and 32->3 channels, ~4% of
-  the work, stay in float32), float32 on CPUs and Apple GPUs.  bfloat16 on a CPU with AMX is
-  about 3x faster again, but it is *not* the default: on a random paper-size network with
-  trained-like statistics (:func:`glcic_lib.bench.stress_model`) it moved ~10% of the hole
-  pixels by more than 2 grey levels (up to 170).  That network is a pessimistic judge (it is
-  chaotic: changing its *input* by one grey level moves its output about as much), but
-  without a trained model to show otherwise bfloat16 stays opt-in (``precision="bfloat16"``),
-  until one shows it is harmless (``python -m glcic_lib bench --checkpoint CKPT
-  --precision bfloat16`` prints the largest difference);
-* **inference mode** (no autograd bookkeeping at all) and one cached inference copy per model.
+  float16 on CUDA, bfloat16 on a CPU that computes it in hardware (Intel AMX or AVX512-BF16,
+  :func:`glcic_lib.device.cpu_has_bfloat16`), float32 on other CPUs and on Apple GPUs.  The
+  last :data:`FLOAT32_TAIL` layers (64->32 and 32->3 channels, ~4% of the work) always stay in
+  float32.  bfloat16 keeps only 8 bits of mantissa, so the evidence that it is harmless comes
+  from a *trained* network: on the bundled demo model it moves the completed pixels by
+  0.09-0.51 uint8 levels on average inside the holes of the 8 held-out images (largest single
+  pixel: 10 levels), and ``tests/test_inpaint.py`` keeps every image's mean within 1 level.
+  (A random paper-size network, :func:`glcic_lib.bench.stress_model`, moves ~10% of its hole
+  pixels by more than 2 levels, but that network is chaotic: a one-level change of its
+  *input* moves it as much, so it says nothing about trained weights.)  Any explicit
+  ``precision=`` (``--precision`` on the command line) is kept as asked;
+* **inference mode** (no autograd bookkeeping at all) and one cached inference copy per model;
+* **torch.compile**, opt-in (``compile=True``): Inductor with weight freezing compiles the
+  inference copy once per image size (tens of seconds on a CPU) and then saves ~20% per call
+  on a CPU in bfloat16, so it pays off only after many completions of one size (the mask
+  painter completes one image over and over).  The compiled copy is cached with the inference
+  copy; if compiling fails (no C++ compiler) :func:`complete` warns and runs uncompiled.
 
 Measured on the course's 2-core CPU (torch 2.13, float32, paper width): the default path
 takes 0.82 s / 2.9 s / 10.8 s / 48 s at 256 / 512 / 1024 / 2048 pixels, 1.43x / 1.54x / 1.72x /
@@ -37,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import pick_device
+from .device import cpu_has_bfloat16, pick_device
 from .models import CompletionNetwork, network_input, paste
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -65,25 +72,17 @@ def _as_model(model) -> CompletionNetwork:
 # --------------------------------------------------------------------------------------------
 # precision and the inference copy of a model
 # --------------------------------------------------------------------------------------------
-def cpu_has_bfloat16() -> bool:
-    """True when this CPU computes bfloat16 in hardware (Intel AMX or AVX512-BF16)."""
-    cpu = getattr(torch, "cpu", None)
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        try:
-            if getattr(cpu, probe)():
-                return True
-        except (AttributeError, RuntimeError):
-            continue
-    return False
-
-
 def default_precision(device: torch.device) -> str:
-    """The precision ``precision="auto"`` picks: float16 on CUDA, float32 elsewhere.
-
-    CPUs stay in float32 even with bfloat16 hardware (:func:`cpu_has_bfloat16`): see the module
-    docstring for the measurement that ruled bfloat16 out as a default."""
+    """The precision ``precision="auto"`` picks: float16 on CUDA, bfloat16 on a CPU with
+    bfloat16 hardware (:func:`glcic_lib.device.cpu_has_bfloat16`; ``$GLCIC_CPU_BF16=0`` or
+    ``1`` overrides the detection), float32 elsewhere.  See the module docstring for why
+    bfloat16 is safe on a trained model."""
     device = torch.device(device)
-    return "float16" if device.type == "cuda" else "float32"
+    if device.type == "cuda":
+        return "float16"
+    if device.type == "cpu" and cpu_has_bfloat16():
+        return "bfloat16"
+    return "float32"
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
@@ -149,14 +148,50 @@ def inference_model(model: CompletionNetwork, device: torch.device | str,
     return fast
 
 
+# The torch.compile'd wrapper of each inference copy (it lives and dies with that copy, so a
+# changed model gets a fresh one).  torch.compile specialises on the input shape: each image
+# size compiles once, later calls of that size reuse the compiled code.
+_COMPILED: "weakref.WeakKeyDictionary[InferenceNetwork, object]" = weakref.WeakKeyDictionary()
+
+
+def compiled_model(model: CompletionNetwork, device: torch.device | str,
+                   dtype: torch.dtype = torch.float32):
+    """The cached ``torch.compile`` of :func:`inference_model` (Inductor, weights frozen,
+    static shapes), or the uncompiled inference copy where compiling failed before."""
+    fast = inference_model(model, device, dtype)
+    hit = _COMPILED.get(fast)
+    if hit is None:
+        hit = torch.compile(fast, dynamic=False, options={"freezing": True})
+        _COMPILED[fast] = hit
+    return hit
+
+
+def _forward(model: CompletionNetwork, device: torch.device, dtype: torch.dtype, compile: bool, x, m):
+    if not compile:
+        return inference_model(model, device, dtype)(x, m)
+    net = compiled_model(model, device, dtype)
+    try:
+        return net(x, m)
+    except Exception as e:  # no C++ compiler, an unsupported platform, ...: run uncompiled
+        if isinstance(net, InferenceNetwork):
+            raise
+        fast = inference_model(model, device, dtype)
+        _COMPILED[fast] = fast
+        warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                      f"completing without it", RuntimeWarning)
+        return fast(x, m)
+
+
 @torch.inference_mode()
 def run_network(model: CompletionNetwork, image: torch.Tensor, mask: torch.Tensor,
-                device: torch.device | str | None = None, precision: str = "auto") -> torch.Tensor:
+                device: torch.device | str | None = None, precision: str = "auto",
+                compile: bool = False) -> torch.Tensor:
     """Raw network output (float32, on ``image``'s device) for (N,3,H,W) images of any size.
 
     Sides that are not multiples of 4 are padded at the bottom/right (edge pixels replicated,
     the padding counted as known context), the network runs once, the output is cropped back.
     If a reduced precision overflows (non-finite output) the pass is repeated in float32.
+    ``compile=True`` runs the cached ``torch.compile`` of the network (:func:`compiled_model`).
     """
     device = pick_device(device)
     dtype = resolve_precision(precision, device)
@@ -167,10 +202,10 @@ def run_network(model: CompletionNetwork, image: torch.Tensor, mask: torch.Tenso
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
         m = F.pad(m, (0, pw, 0, ph), value=0.0)
-    out = inference_model(model, device, dtype)(x, m)
+    out = _forward(model, device, dtype, compile, x, m)
     if dtype != torch.float32 and not torch.isfinite(out).all():
         warnings.warn(f"the {dtype} forward pass overflowed; repeating it in float32", RuntimeWarning)
-        out = inference_model(model, device, torch.float32)(x, m)
+        out = _forward(model, device, torch.float32, compile, x, m)
     return out[..., :h, :w].to(image.device)
 
 
@@ -259,14 +294,15 @@ def _to_uint8(t: torch.Tensor) -> np.ndarray:
 
 
 def fill_numpy(net: CompletionNetwork, image: np.ndarray, img_t: torch.Tensor, mask_t: torch.Tensor,
-               device=None, precision: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               device=None, precision: str = "auto", compile: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The uint8 path's forward pass, for ``image`` and the tensors :func:`_check_numpy` made of it.
 
     Returns the network's whole output as uint8, the completed image (the output inside the
     holes, ``image``'s own pixels, bit for bit, outside) and the hole mask as bool (H, W).
     """
     with torch.inference_mode():
-        raw = run_network(net, img_t, mask_t, device, precision)
+        raw = run_network(net, img_t, mask_t, device, precision, compile)
     network = _to_uint8(raw)[0]
     hole = mask_t[0, 0].cpu().numpy() > 0
     completed = network.copy()
@@ -277,7 +313,8 @@ def fill_numpy(net: CompletionNetwork, image: np.ndarray, img_t: torch.Tensor, m
 # --------------------------------------------------------------------------------------------
 # the entry point
 # --------------------------------------------------------------------------------------------
-def complete(model, image, mask, postprocess: bool = False, device=None, precision: str = "auto"):
+def complete(model, image, mask, postprocess: bool = False, device=None, precision: str = "auto",
+             compile: bool = False):
     """Fill the holes of ``image`` marked by ``mask``.
 
     * ``image`` uint8 numpy (H, W, 3) RGB with ``mask`` (H, W) (bool, integer or float;
@@ -291,7 +328,11 @@ def complete(model, image, mask, postprocess: bool = False, device=None, precisi
       ``postprocess=True`` adds fast marching + Poisson blending
       (:func:`glcic_lib.postprocess.postprocess`, on uint8 images).
     * ``device``: None picks CUDA, then MPS, then CPU.  ``precision``: ``"auto"`` (see
-      :func:`default_precision`), ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+      :func:`default_precision`: float16 on CUDA, bfloat16 on CPUs with AMX or AVX512-BF16,
+      else float32), ``"float32"``, ``"bfloat16"`` or ``"float16"``, kept as asked.
+    * ``compile=True``: run a cached ``torch.compile`` of the network (see the module
+      docstring): the first call of each image size compiles (tens of seconds), later calls
+      are faster; worth it for many completions of one size.
     * An empty mask returns the image unchanged (a copy); a mask covering the whole image is an
       error, and so is any malformed input (the message names the problem).
     """
@@ -321,10 +362,10 @@ def complete(model, image, mask, postprocess: bool = False, device=None, precisi
     if postprocess:
         from .postprocess import postprocess as _post  # OpenCV, loaded only when asked for
     if numpy_in:
-        _, out, hole = fill_numpy(net, image, img_t, mask_t, device, precision)
+        _, out, hole = fill_numpy(net, image, img_t, mask_t, device, precision, compile)
         return _post(out, hole) if postprocess else out
     with torch.inference_mode():
-        raw = run_network(net, img_t, mask_t, device, precision)
+        raw = run_network(net, img_t, mask_t, device, precision, compile)
         done = paste(raw.to(img_t.dtype), img_t, mask_t)  # exact outside the holes
         if postprocess:
             u8 = _to_uint8(done)

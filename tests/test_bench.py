@@ -71,3 +71,38 @@ def test_bench_inputs_are_deterministic():
     assert a.dtype == "uint8" and a.shape == (64, 64, 3) and m.shape == (64, 64)
     assert (a == b).all() and (m == n).all()
     assert 0.06 < m.mean() < 0.2 and m[32, 32]  # a centred hole plus a few small ones
+
+
+def test_ratio_to_the_plain_forward_is_printed():
+    rows = [bench.BenchRow(size=256, gmacs=1.0, default_ms=50.0, plain_ms=300.0, ratio=50 / 300),
+            bench.BenchRow(size=512, gmacs=4.0, default_ms=200.0, plain_ms=1000.0, ratio=0.2, compile_s=30.0,
+                           compiled_ms=150.0, max_diff_levels=3, mean_diff_levels=0.25)]
+    result = bench.BenchResult(device="cpu", device_type="cpu", torch="x", threads=2, width=1.0,
+                               precision="bfloat16", model="m", peak_gflops={"float32": 100.0, "bfloat16": 200.0},
+                               rows=rows)
+    text = bench.format_table(result)
+    assert ("complete() at 512x512: 200 ms = 0.20x the plain fp32 forward (1000 ms) of this run; "
+            "meets the target <= 0.25x") in text
+    assert ("complete(compile=True) at 512x512: 150 ms per call = 0.15x the plain forward, after 30.0 s for the "
+            "first call; wins its compile time back after 600 calls") in text
+    assert text.splitlines()[2].split()[:5] == ["size", "GMACs", "default", "ms", "compiled"]
+    rows[1].ratio, rows[1].compiled_ms = 0.3, 250.0
+    text = bench.format_table(result)
+    assert "= 0.30x the plain fp32 forward (1000 ms) of this run; misses the target <= 0.25x" in text
+    assert "never wins its compile time back (not faster per call)" in text
+    result.rows = rows[:1]
+    assert "ratio at 512x512: not measured (add 512 to --sizes and keep the baseline)" in bench.format_table(result)
+
+
+def test_bench_compile_option(capsys, monkeypatch):
+    """--compile times complete(compile=True) (torch.compile replaced by a stand-in: no timing here)."""
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(kw) or module)
+    code = cli.run(["bench", "--sizes", "16", "--width", "0.05", "--repeats", "1", "--json", "--no-memory",
+                    "--no-opencv", "--peak-size", "64", "--compile"])
+    assert code == 0
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    assert row["compile_s"] > 0 and row["compiled_ms"] > 0
+    assert row["ratio"] == pytest.approx(row["default_ms"] / row["plain_ms"])
+    assert 0 <= row["mean_diff_levels"] <= row["max_diff_levels"] <= 2
+    assert compiled == [{"dynamic": False, "options": {"freezing": True}}]
