@@ -1,0 +1,45 @@
+"""glcic_lib.notebook's exercise checker: digests hide the answers, hints on wrong answers."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from glcic_lib.notebook import DIGEST_PREFIX, answer_digest, check_answer
+
+
+def test_digest_hides_the_answer_and_is_stable():
+    d = answer_digest(4)
+    assert d.startswith(DIGEST_PREFIX) and len(d) == len(DIGEST_PREFIX) + 16
+    assert answer_digest(4) == d  # deterministic across calls (and sessions: no salt from the run)
+    assert answer_digest(5) != d
+
+
+def test_equivalent_answers_share_a_digest():
+    assert answer_digest(4) == answer_digest(4.0) == answer_digest(np.int64(4)) == answer_digest(torch.tensor(4))
+    assert answer_digest("Telea ") == answer_digest("telea")
+    assert answer_digest((1, 2)) == answer_digest([1, 2]) == answer_digest((np.int64(1), 2.0))
+    assert answer_digest(0.6931, decimals=3) == answer_digest(0.69315, decimals=3)
+    assert answer_digest(0.69, decimals=3) != answer_digest(0.6931, decimals=3)
+    assert answer_digest(-0.0001, decimals=2) == answer_digest(0.0, decimals=2)
+
+
+def test_check_answer_verdicts(capsys):
+    assert check_answer("ex", None, answer_digest(3)) is None
+    assert "not answered yet" in capsys.readouterr().out
+    assert check_answer("ex", 3, answer_digest(3)) is True
+    assert "correct" in capsys.readouterr().out
+    assert check_answer("ex", 2, answer_digest(3), hint="count the taps") is False
+    out = capsys.readouterr().out
+    assert "not right yet" in out and "Hint: count the taps" in out
+    # plain values (answers that depend on the run), with rounding or a relative tolerance
+    assert check_answer("ex", 0.693, np.log(2), decimals=3) is True
+    assert check_answer("ex", 105, 100.0, rel_tol=0.1) is True
+    assert check_answer("ex", 120, 100.0, rel_tol=0.1) is False
+    assert check_answer("ex", "a", 100.0, rel_tol=0.1) is False
+    assert check_answer("ex", "Joint", "joint") is True
+    capsys.readouterr()
+
+
+def test_a_wrong_answer_does_not_print_the_expected_one(capsys):
+    check_answer("ex", 2, 12345, hint="think")
+    assert "12345" not in capsys.readouterr().out
