@@ -54,5 +54,61 @@ def pick(full, smoke):
     return smoke if smoke_mode() else full
 
 
-#: Where the course lives (the Colab badges and the Colab setup cell clone it from here).
-REPO_URL = "https://github.com/glcic-course/glcic-course"
+#: The ``[project.urls]`` key that holds the course's address.
+REPO_URL_KEY = "Repository"
+
+
+def _pyproject_repo_url(path: Path) -> str | None:
+    """``[project.urls] Repository`` of a glcic_lib ``pyproject.toml``, or None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the two lines needed, read by hand
+        import re
+
+        section = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+        found = section and re.search(rf'^{REPO_URL_KEY}\s*=\s*"([^"]+)"', section.group(1), re.M)
+        named = re.search(r'^name\s*=\s*"glcic_lib"', text, re.M)
+        return found.group(1) if found and named else None
+    project = tomllib.loads(text).get("project", {})
+    return project.get("urls", {}).get(REPO_URL_KEY) if project.get("name") == "glcic_lib" else None
+
+
+def _metadata_repo_url() -> str | None:
+    """The Repository URL in the installed package's metadata (``Project-URL``), or None."""
+    from importlib import metadata
+
+    try:
+        urls = metadata.metadata("glcic_lib").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == REPO_URL_KEY.lower():
+            return url.strip()
+    return None
+
+
+def repository_url() -> str:
+    """Where the course lives: ``[project.urls] Repository`` of ``pyproject.toml``, the one place
+    it is written.
+
+    Read from the repository's ``pyproject.toml`` when the package runs from a checkout (an
+    editable install's metadata is only refreshed by reinstalling), else from the installed
+    package's metadata.  The notebooks' Colab badges and Colab setup cells use the same URL.
+    """
+    url = _pyproject_repo_url(REPO_DIR / "pyproject.toml") or _metadata_repo_url()
+    if not url:
+        raise RuntimeError(f"glcic_lib's repository URL is unknown: neither {REPO_DIR / 'pyproject.toml'} nor the "
+                           f"installed package's metadata has [project.urls] {REPO_URL_KEY}; reinstall the project")
+    return url
+
+
+def __getattr__(name: str):
+    # REPO_URL is read on first use, so that importing config never fails on a broken install
+    if name == "REPO_URL":
+        return repository_url()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,10 @@ Every ``notebooks/*.ipynb`` is checked, in sorted order (the order a learner rea
 
 * (a) it is stored without outputs (``outputs == []`` and ``execution_count is None``);
 * (b) cell 1 is markdown with a title and this notebook's "Open in Colab" badge, cell 2 is the
-  shared setup cell (Colab install + ``glcic_lib.notebook.setup``);
+  shared setup cell (Colab install + ``glcic_lib.notebook.setup``), the same in every notebook;
+  badge and setup cell use the repository URL of ``pyproject.toml`` (``[project.urls]``), and
+  the setup cell's Colab part clones, re-runs after a restart, and fails with a way out (run
+  here against local git repositories, with a stand-in ``google.colab`` module);
 * (c) it executes top to bottom in smoke mode (``GLCIC_SMOKE=1``) with nbclient, in
   ``notebooks/`` as the working directory, with ``GLCIC_CKPT`` pointing at a pytest temporary
   folder so that no run ever writes into the repository.  A failing cell fails the test with
@@ -28,7 +31,9 @@ IDS = [p.stem for p in NOTEBOOKS]
 #: The lines every notebook's second cell must contain (the shared setup cell).
 SETUP_LINES = (
     'if "google.colab" in sys.modules:',
-    "pip -q install -e /content/glcic-course",
+    'DIR = "/content/glcic-course"',
+    'os.environ.get("GLCIC_REPO_URL", ',
+    '"/glcic_lib/colab_install.py", DIR], check=True)',
     "output.enable_custom_widget_manager()",
     "from glcic_lib.notebook import setup",
     "DEVICE = setup(seed=0)",
@@ -69,6 +74,94 @@ def test_first_cells_follow_the_convention(path):
     assert second.cell_type == "code", f"{path.name}: cell 2 must be the setup code cell"
     missing = [line for line in SETUP_LINES if line not in second.source]
     assert not missing, f"{path.name}: the setup cell lacks {missing}"
+
+
+def _setup_cells() -> dict[str, str]:
+    return {p.name: _read(p).cells[1].source for p in NOTEBOOKS}
+
+
+def _pyproject_repo_url() -> str:
+    import tomllib
+
+    return tomllib.loads((NOTEBOOK_DIR.parent / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+
+
+def test_setup_cell_is_the_same_everywhere_and_uses_the_pyproject_url():
+    from glcic_lib import config
+
+    url = _pyproject_repo_url()
+    assert url.startswith("https://github.com/") and config.REPO_URL == url
+    cells = _setup_cells()
+    first = cells[NOTEBOOKS[0].name]
+    differ = [name for name, src in cells.items() if src != first]
+    assert not differ, f"the setup cell of {differ} differs from {NOTEBOOKS[0].name}'s: keep them identical"
+    assert f'os.environ.get("GLCIC_REPO_URL", "{url}")' in first
+    assert "https://" not in first.replace(url, ""), "the setup cell names no other address"
+    code = "\n".join(line.split("#")[0] for line in first.splitlines())  # without the comments
+    assert "pip" not in code and "torch" not in code  # pip runs in glcic_lib/colab_install.py; torch untouched
+    path = url.removeprefix("https://github.com/")
+    for nb_path in NOTEBOOKS:
+        badge_cell = _read(nb_path).cells[0].source
+        links = [line for line in badge_cell.splitlines() if "colab.research.google.com/github/" in line]
+        assert links == [colab_badge(nb_path.name)], f"{nb_path.name}: one badge, built from pyproject's URL"
+        assert f"/github/{path}/blob/main/notebooks/{nb_path.name})" in links[0]
+
+
+def _git(*args, cwd=None):
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(cwd or "."), "PATH": __import__("os").environ["PATH"]})
+
+
+def _run_colab_part(tmp_path, target, env):
+    """Run the setup cell's Colab branch (up to the glcic_lib import) in a fresh Python with a
+    stand-in google.colab module, cloning into ``target`` instead of /content/glcic-course."""
+    import os
+    import subprocess
+    import sys
+
+    source = _setup_cells()[NOTEBOOKS[0].name]
+    assert source.count('"/content/glcic-course"') == 1
+    colab_part = source.split("from glcic_lib.notebook import setup")[0].replace('"/content/glcic-course"', repr(str(target)))
+    fake = tmp_path / "fake_colab"
+    (fake / "google" / "colab").mkdir(parents=True, exist_ok=True)
+    (fake / "google" / "__init__.py").write_text("")
+    (fake / "google" / "colab" / "__init__.py").write_text("")
+    (fake / "google" / "colab" / "output.py").write_text("def enable_custom_widget_manager():\n    print('widgets on')\n")
+    driver = "import sys, google.colab\n" + colab_part
+    return subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(fake), **env})
+
+
+def test_colab_setup_cell_clones_reruns_and_explains_a_failed_clone(tmp_path):
+    # a stand-in for the course repository whose installer only records that it ran
+    origin = tmp_path / "origin"
+    (origin / "glcic_lib").mkdir(parents=True)
+    (origin / "glcic_lib" / "colab_install.py").write_text(
+        "import sys, pathlib\npathlib.Path(sys.argv[1], 'installed').open('a').write('x')\n")
+    _git("init", "-q", "-b", "main", cwd=origin)
+    _git("add", ".", cwd=origin)
+    _git("commit", "-q", "-m", "c", cwd=origin)
+    target = tmp_path / "content" / "glcic-course"
+    for run in (1, 2):  # the second run is a re-run after a restart: the folder is already there
+        res = _run_colab_part(tmp_path, target, {"GLCIC_REPO_URL": str(origin)})
+        assert res.returncode == 0, res.stderr
+        assert "widgets on" in res.stdout
+        assert (target / "installed").read_text() == "x" * run
+    # an uploaded folder (no .git) is used as it is
+    uploaded = tmp_path / "up" / "glcic-course"
+    (uploaded / "glcic_lib").mkdir(parents=True)
+    (uploaded / "glcic_lib" / "colab_install.py").write_text((origin / "glcic_lib" / "colab_install.py").read_text())
+    res = _run_colab_part(tmp_path, uploaded, {"GLCIC_REPO_URL": str(tmp_path / "nowhere")})
+    assert res.returncode == 0, res.stderr
+    # a clone that fails says why and what to do
+    res = _run_colab_part(tmp_path, tmp_path / "new" / "glcic-course", {"GLCIC_REPO_URL": str(tmp_path / "nowhere")})
+    assert res.returncode != 0
+    assert f"RuntimeError: could not clone {tmp_path / 'nowhere'} into {tmp_path / 'new' / 'glcic-course'}. " \
+           f"Either upload the project folder there" in res.stderr
+    assert "os.environ['GLCIC_REPO_URL']" in res.stderr and "then run this cell again" in res.stderr
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -158,3 +159,93 @@ def test_public_api():
                  "complete", "load_pretrained", "__version__"):
         assert hasattr(glcic_lib, name), name
     assert glcic_lib.__version__ == _pyproject()["project"]["version"]
+
+
+# ---------------------------------------------------------------------------- the repository URL
+def test_repository_url_is_written_once_in_pyproject(tmp_path, monkeypatch):
+    from glcic_lib import config
+
+    url = _pyproject()["project"]["urls"]["Repository"]
+    assert url == "https://github.com/glcic-course/glcic-course"
+    assert config.REPO_URL == url == config.repository_url()
+    hard_coded = [p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py") if url in p.read_text()]
+    assert hard_coded == [], f"the URL is written in {hard_coded}: read glcic_lib.config.REPO_URL instead"
+    # Python 3.10 has no tomllib: the same answer read by hand
+    monkeypatch.setitem(sys.modules, "tomllib", None)
+    assert config._pyproject_repo_url(ROOT / "pyproject.toml") == url
+    other = tmp_path / "pyproject.toml"
+    other.write_text('[project]\nname = "something_else"\n[project.urls]\nRepository = "https://x.org/y"\n')
+    assert config._pyproject_repo_url(other) is None  # not our project
+    monkeypatch.delitem(sys.modules, "tomllib")
+    assert config._pyproject_repo_url(other) is None
+
+
+def test_repository_url_from_the_installed_metadata(tmp_path, monkeypatch):
+    """An installed copy without the repository next to it reads the Project-URL metadata."""
+    from importlib import metadata
+
+    from glcic_lib import config
+
+    monkeypatch.setattr(config, "REPO_DIR", tmp_path)  # no pyproject.toml there
+    fake = {"Project-URL": ["Homepage, https://example.org", "Repository, https://git.example.org/course"]}
+
+    class Meta:
+        def get_all(self, key):
+            return fake.get(key)
+
+    monkeypatch.setattr(metadata, "metadata", lambda name: Meta())
+    assert config.REPO_URL == "https://git.example.org/course"
+    fake.clear()
+    with pytest.raises(RuntimeError, match=r"glcic_lib's repository URL is unknown: neither .*pyproject\.toml nor the "
+                                           r"installed package's metadata has \[project\.urls\] Repository"):
+        config.repository_url()
+
+
+# ---------------------------------------------------------------------------- the Colab installer
+def _colab_install():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("colab_install", PACKAGE / "colab_install.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_colab_installer_uses_only_the_standard_library():
+    assert _imports(PACKAGE / "colab_install.py") <= {"__future__", "re", "subprocess", "sys", "tempfile", "importlib",
+                                                       "pathlib", "tomllib", "packaging"}
+    assert "from ." not in (PACKAGE / "colab_install.py").read_text()  # runs before glcic_lib is importable
+
+
+def test_colab_installer_installs_only_what_is_missing_and_never_torch():
+    ci = _colab_install()
+    deps = ci.dependencies(ROOT)
+    assert deps == _pyproject()["project"]["dependencies"]
+    colab = {"torch": "2.5.1+cu121", "numpy": "1.26.4", "opencv-python": "4.10.0.84", "matplotlib": "3.8.0",
+             "ipywidgets": "7.7.1", "tqdm": "4.66.5", "scikit-image": "0.24.0", "scipy": "1.13.1"}
+    todo = ci.missing(deps, colab)
+    assert [_requirement_name(r) for r in todo] == ["ipywidgets", "ipycanvas", "anywidget", "torchfile"]
+    everything = {_requirement_name(r): "99" for r in deps} | {"opencv-python-headless": "4.9"}
+    assert ci.missing(deps, everything) == []
+    assert ci.missing(["torch>=99", "jupyterlab>=99"], {}) == []  # never installed by us
+
+
+def test_colab_installer_pins_torch(monkeypatch, capsys):
+    ci = _colab_install()
+    calls, pins = [], []
+
+    def fake_run(cmd, check):
+        calls.append(cmd)
+        if "-c" in cmd:
+            pins.append(Path(cmd[cmd.index("-c") + 1]).read_text())
+
+    monkeypatch.setattr(ci.subprocess, "run", fake_run)
+    monkeypatch.setattr(ci, "installed_distributions", lambda: {"torch": "2.5.1+cu121", "numpy": "2.0"})
+    assert ci.main([str(ROOT)]) == 0
+    assert calls[0][-4:] == ["-q", "--no-deps", "-e", str(ROOT)]
+    assert pins == ["torch==2.5.1+cu121\n"]
+    installed = [_requirement_name(r) for r in calls[1][calls[1].index("-c") + 2:]]
+    assert "torch" not in installed and "numpy" not in installed and "jupyterlab" not in installed
+    assert "opencv-python-headless" in installed and "torchfile" in installed
+    assert "installing" in capsys.readouterr().out
+    assert ci.main([]) == 2
