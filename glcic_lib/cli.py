@@ -25,7 +25,7 @@ COMMANDS = {
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Arguments of ``inpaint``."""
     p.add_argument("--image", required=True, help="input image file")
-    p.add_argument("--mask", required=True, help="mask image file: non-zero (white) pixels are holes")
+    p.add_argument("--mask", required=True, help="mask image file: pixels at least half white (>= 128) are holes")
     p.add_argument("--out", required=True, help="where to write the completed image")
     p.add_argument("--checkpoint", default=None, help="checkpoint (.pt, or the authors' .t7); default: the demo model")
     p.add_argument("--postprocess", action=argparse.BooleanOptionalAction, default=True,

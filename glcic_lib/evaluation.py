@@ -32,6 +32,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
+from .imageio import hole_mask
 from .metrics import HIGHER_IS_BETTER, METRIC_NAMES, UNITS, all_metrics, seam
 
 #: ``cv2.inpaint`` radius of the baselines: the neighbourhood (in pixels) each newly filled
@@ -65,7 +66,7 @@ def _check_item(name: str, image, mask) -> tuple[np.ndarray, np.ndarray]:
         mask = mask[..., 0]
     if mask.shape != image.shape[:2]:
         raise ValueError(f"{name}: mask {mask.shape} differs from the image size {image.shape[:2]}")
-    hole = mask != 0
+    hole = hole_mask(mask)
     if not hole.any():
         raise ValueError(f"{name}: the mask has no hole pixels, there is nothing to evaluate")
     if hole.all():
@@ -345,7 +346,7 @@ def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: st
 def masked_input(image: np.ndarray, mask: np.ndarray, fill=(255, 255, 255)) -> np.ndarray:
     """The network's view of an image: the holes painted in a flat colour (white by default)."""
     out = image.copy()
-    out[np.asarray(mask) != 0] = fill
+    out[hole_mask(mask)] = fill
     return out
 
 

@@ -38,12 +38,43 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _half_white(m: np.ndarray) -> np.ndarray:
+    """Pixels at least half white: >= 0.5 for floats, >= 128 for 8-bit (any integer type but
+    16-bit), >= 32768 for 16-bit samples."""
+    if m.dtype.kind == "f":
+        return m >= 0.5
+    return m >= (32768 if m.dtype == np.uint16 else 128)
+
+
+def hole_mask(mask) -> np.ndarray:
+    """The holes of a mask array as bool: what every function that takes a mask uses.
+
+    * bool: as it is (True = hole);
+    * integers that are all 0 or 1: 1 = hole;
+    * any other integers: a mask *image*, 8-bit (16-bit for uint16): a hole is a pixel at least
+      half white (>= 128 of 255), so the faint compression noise of a JPEG-saved mask, or the
+      grey anti-aliased rim of a drawn stroke, is not a hole;
+    * floats: >= 0.5 is a hole (white is 1.0).
+    """
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        return mask
+    if mask.dtype.kind in "iu" and mask.size and 0 <= mask.min() and mask.max() <= 1:
+        return mask != 0
+    if mask.dtype.kind not in "iuf":
+        raise TypeError(f"mask must be bool, integer or float, got dtype {mask.dtype}")
+    return _half_white(mask)
+
+
 def read_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file: any image whose non-zero (white) pixels mark the holes -> bool (H, W)."""
+    """Read a mask file -> bool (H, W): a pixel is a hole when it is at least half white
+    (the brightest of its colour channels >= 128 of 255; >= 0.5 in float files; >= 32768 in
+    16-bit files), or, in a file that holds only 0 and 1, when it is 1 (:func:`hole_mask`).
+    Not "non-zero": a JPEG-saved mask has compression noise everywhere."""
     m = _decode(path, "mask image")
     if m.ndim == 3:
         m = m[..., :3].max(axis=2) if m.shape[2] >= 3 else m[..., 0]
-    return m > 0
+    return hole_mask(m)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:

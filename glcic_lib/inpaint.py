@@ -212,17 +212,32 @@ def run_network(model: CompletionNetwork, image: torch.Tensor, mask: torch.Tenso
 # --------------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------------
+_MASK_TYPES = "mask must be bool, integer or float (holes: True, 1, or at least half white)"
+
+
 def _check_mask_values(mask: np.ndarray | torch.Tensor) -> None:
     if isinstance(mask, np.ndarray):
         if mask.dtype.kind not in "biuf":
-            raise TypeError(f"mask must be bool, integer or float (non-zero = hole), got dtype {mask.dtype}")
+            raise TypeError(f"{_MASK_TYPES}, got dtype {mask.dtype}")
         if mask.dtype.kind == "f" and np.isnan(mask).any():
             raise ValueError("mask contains NaN")
     else:
         if mask.is_complex():
-            raise TypeError(f"mask must be bool, integer or float (non-zero = hole), got dtype {mask.dtype}")
+            raise TypeError(f"{_MASK_TYPES}, got dtype {mask.dtype}")
         if mask.is_floating_point() and torch.isnan(mask).any():
             raise ValueError("mask contains NaN")
+
+
+def _holes(mask: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Bool holes of a mask by :func:`glcic_lib.imageio.hole_mask`'s rule (a tensor stays a
+    tensor on its device): True, 1 in a 0/1 mask, or at least half white (>= 128, >= 0.5)."""
+    from .imageio import hole_mask
+
+    if not isinstance(mask, torch.Tensor):
+        return hole_mask(mask)
+    if mask.dtype == torch.bool:
+        return mask
+    return torch.from_numpy(hole_mask(mask.detach().cpu().numpy())).to(mask.device)
 
 
 def _check_numpy(image: np.ndarray, mask) -> tuple[torch.Tensor, torch.Tensor]:
@@ -245,12 +260,12 @@ def _check_numpy(image: np.ndarray, mask) -> tuple[torch.Tensor, torch.Tensor]:
     if mask.ndim == 3 and mask.shape[2] == 1:
         mask = mask[..., 0]
     if mask.ndim != 2:
-        raise ValueError(f"mask must be (H, W) with non-zero values in the holes, got shape {mask.shape}")
+        raise ValueError(f"mask must be (H, W) with the holes marked (True, 1 or white), got shape {mask.shape}")
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask size {mask.shape} differs from image size {image.shape[:2]}")
     _check_mask_values(mask)
     img_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
-    mask_t = torch.from_numpy(mask != 0)[None, None].float()
+    mask_t = torch.from_numpy(_holes(mask))[None, None].float()
     return img_t, mask_t
 
 
@@ -284,7 +299,7 @@ def _check_tensor(image: torch.Tensor, mask) -> tuple[torch.Tensor, torch.Tensor
         raise ValueError(f"mask size {tuple(mask.shape[-2:])} differs from image size {tuple(image.shape[-2:])}")
     if mask.shape[0] not in (1, image.shape[0]):
         raise ValueError(f"mask batch {mask.shape[0]} does not match image batch {image.shape[0]}")
-    mask = (mask.to(image.device) != 0).to(image.dtype).expand(image.shape[0], -1, -1, -1)
+    mask = _holes(mask).to(image.device, image.dtype).expand(image.shape[0], -1, -1, -1)
     return image, mask, squeeze
 
 
@@ -317,8 +332,10 @@ def complete(model, image, mask, postprocess: bool = False, device=None, precisi
              compile: bool = False):
     """Fill the holes of ``image`` marked by ``mask``.
 
-    * ``image`` uint8 numpy (H, W, 3) RGB with ``mask`` (H, W) (bool, integer or float;
-      non-zero = hole) returns a uint8 numpy image.  A float torch tensor (N, 3, H, W) or
+    * ``image`` uint8 numpy (H, W, 3) RGB with ``mask`` (H, W) returns a uint8 numpy image.
+      Holes (:func:`glcic_lib.imageio.hole_mask`): True in a bool mask, 1 in a 0/1 mask,
+      otherwise pixels at least half white (>= 128 in 8-bit masks, >= 0.5 in float masks), so
+      that a mask image with JPEG noise or grey edges marks only its white strokes.  A float torch tensor (N, 3, H, W) or
       (3, H, W) in [0, 1] with a (N, 1, H, W), (1, H, W) or (H, W) mask returns a tensor of the
       same shape, dtype and device.
     * ``model``: a :class:`CompletionNetwork`, a checkpoint path, or ``None`` for the bundled

@@ -3,8 +3,8 @@ boundary-seam measure.
 
 All functions take uint8 RGB images ``(H, W, 3)`` (the course's currency: what
 :func:`glcic_lib.complete` returns and what :func:`glcic_lib.imageio.read_image` reads) and,
-for the hole metrics, a mask ``(H, W)`` whose non-zero pixels are the holes.  Intensities are
-measured in **grey levels on [0, 255]**.
+for the hole metrics, a mask ``(H, W)`` (holes: True, 1, or at least half white, by
+:func:`glcic_lib.imageio.hole_mask`).  Intensities are measured in **grey levels on [0, 255]**.
 
 Why several numbers?  Completion has no single right answer: a plausible but different
 texture scores badly on L1 and PSNR (they compare pixel by pixel with the one ground truth),
@@ -67,7 +67,9 @@ def _check_mask(mask, shape: tuple[int, ...], need_holes: bool = True) -> np.nda
         mask = mask[..., 0]
     if mask.shape != tuple(shape[:2]):
         raise ValueError(f"mask shape {mask.shape} differs from the image size {tuple(shape[:2])}")
-    hole = mask != 0
+    from .imageio import hole_mask  # OpenCV, which metrics alone does not need
+
+    hole = hole_mask(mask)
     if need_holes and not hole.any():
         raise ValueError("the mask has no hole pixels: hole metrics are undefined")
     return hole

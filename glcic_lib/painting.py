@@ -207,10 +207,13 @@ def rasterize(strokes: Iterable, shape: tuple[int, int], base: np.ndarray | None
 
 
 def _as_base(base, shape: tuple[int, int]) -> np.ndarray | None:
-    """An optional starting mask (non-zero = hole) as bool, checked against the mask's shape."""
+    """An optional starting mask as bool (:func:`glcic_lib.imageio.hole_mask`: True, 1, or at
+    least half white), checked against the mask's shape."""
     if base is None:
         return None
-    base = np.asarray(base) != 0
+    from .imageio import hole_mask
+
+    base = hole_mask(base)
     if base.shape != tuple(shape):
         raise ValueError(f"base mask has shape {base.shape}, expected {tuple(shape)}")
     return base

@@ -21,6 +21,8 @@ import warnings
 import cv2
 import numpy as np
 
+from .imageio import hole_mask
+
 #: Pixels around each hole that the Poisson solve may use as its boundary (the hole mask is
 #: dilated by this much, so the boundary values come from known pixels).
 DILATE = 1
@@ -37,10 +39,11 @@ def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask {mask.shape} and image {image.shape[:2]} differ in size")
     if mask.dtype.kind not in "biuf":
-        raise TypeError(f"mask must be bool, integer or float (non-zero = hole), got dtype {mask.dtype}")
+        raise TypeError(f"mask must be bool, integer or float (holes: True, 1, or at least half white), "
+                        f"got dtype {mask.dtype}")
     if mask.dtype.kind == "f" and np.isnan(mask).any():
         raise ValueError("mask contains NaN")
-    hole = mask != 0
+    hole = hole_mask(mask)
     if hole.all():
         raise ValueError("the mask covers the whole image: there are no known pixels to blend with")
     return np.ascontiguousarray(image), hole

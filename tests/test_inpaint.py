@@ -303,7 +303,7 @@ def test_bad_input_is_named(small_model, rng):
         ((image.astype(np.float32) / 255, mask), TypeError, "numpy images must be uint8 RGB .* got dtype float32"),
         ((image, np.where(mask, np.nan, 0.0)), ValueError, "mask contains NaN"),
         ((image, mask.astype(np.complex64)), TypeError, "mask must be bool, integer or float"),
-        ((image, mask[None]), ValueError, r"mask must be \(H, W\) with non-zero values in the holes, got shape \(1, 16, 20\)"),
+        ((image, mask[None]), ValueError, r"mask must be \(H, W\) with the holes marked \(True, 1 or white\), got shape \(1, 16, 20\)"),
         ((image[:0], mask[:0]), ValueError, r"image is empty: shape \(0, 20, 3\)"),
     ]
     t = torch.rand(2, 3, 16, 20)

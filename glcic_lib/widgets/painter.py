@@ -432,8 +432,9 @@ class MaskPainter:
         return self._after_edit()
 
     def set_mask(self, mask) -> "MaskPainter":
-        """Start from a given mask (array (H, W), non-zero = hole, or a mask image file);
-        strokes are drawn on top of it.  Forgets the strokes so far."""
+        """Start from a given mask (array (H, W) or a mask image file; holes by
+        :func:`glcic_lib.imageio.hole_mask`: True, 1, or at least half white); strokes are
+        drawn on top of it.  Forgets the strokes so far."""
         if isinstance(mask, (str, Path)):
             from ..imageio import read_mask
 
@@ -443,6 +444,9 @@ class MaskPainter:
             mask = mask[..., :3].max(axis=2)
         if mask.shape != self.image.shape[:2]:
             raise ValueError(f"mask size {mask.shape} differs from the image size {self.image.shape[:2]}")
+        from ..imageio import hole_mask
+
+        mask = hole_mask(mask)
         self.history.reset(base=mask)
         if self.canvas is not None:
             rgba = np.zeros(mask.shape + (4,), np.uint8)
