@@ -17,6 +17,7 @@ checkpoint (see :mod:`glcic_lib.torch7` for how the layers map).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import struct
 import urllib.error
 import urllib.request
@@ -52,6 +53,7 @@ class AuthorsModel:
     mirrors: tuple[str, ...]  #: older addresses tried if the first fails
     about: str
     label: str  #: how menus name it
+    md5: str | None = None  #: the checksum the authors publish (None: they publish none)
     licence: str = AUTHORS_LICENCE
 
     @property
@@ -68,7 +70,7 @@ AUTHORS_MODELS: dict[str, AuthorsModel] = {
         "places2", "completionnet_places2.t7", _TSUKUBA + "completionnet_places2.t7",
         (_WASEDA + "completionnet_places2.t7",),
         "the paper's model: Places2, rectangular holes of 96-128 pixels, images of 256-384 pixels",
-        "authors' Places2 model"),
+        "authors' Places2 model", md5="b1527543a0ee22c23fca44cefdf48531"),  # the authors' download script
     "places2_freeform": AuthorsModel(
         "places2_freeform", "completionnet_places2_freeform.t7", _TSUKUBA + "completionnet_places2_freeform.t7",
         (), "released in 2020: Places2 with free-form holes (better on irregular holes, even without post-processing)",
@@ -186,7 +188,27 @@ def _looks_like_torch7(head: bytes) -> bool:
     return len(head) >= 4 and struct.unpack("<i", head[:4])[0] in (3, 4)
 
 
-def _fetch(url: str, target: Path, timeout: float, progress: bool) -> None:
+#: ``download_authors_model(md5=PUBLISHED)``: check the model's published checksum (:attr:`AuthorsModel.md5`).
+PUBLISHED = "published"
+
+
+def file_md5(path: str | Path) -> str:
+    """The md5 checksum of a file, as 32 hex digits."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _md5_mismatch(got: str, expected: str) -> str:
+    return (f"its md5 is {got}, not the published {expected}: the file is corrupt (an interrupted or altered "
+            f"download, or not the authors' file)")
+
+
+def _fetch(url: str, target: Path, timeout: float, progress: bool, md5: str | None = None) -> None:
+    """Download ``url`` to ``target`` (atomically); with ``md5``, a file whose checksum differs
+    is refused and nothing is written."""
     from tqdm.auto import tqdm
 
     request = urllib.request.Request(url, headers={"User-Agent": "glcic-course"})
@@ -195,6 +217,7 @@ def _fetch(url: str, target: Path, timeout: float, progress: bool) -> None:
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
         done = 0
+        digest = hashlib.md5()
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
                   disable=not progress) as bar:
             head = b""
@@ -211,16 +234,20 @@ def _fetch(url: str, target: Path, timeout: float, progress: bool) -> None:
                         raise ValueError(f"the server did not send a Torch7 file"
                                          + (f" but {what}" if what else f" (it starts with {head!r})"))
                 out.write(chunk)
+                digest.update(chunk)
                 done += len(chunk)
                 bar.update(len(chunk))
         if total is not None and done != total:
             raise ValueError(f"the download stopped after {done} of {total} bytes")
         if done < 4:
             raise ValueError(f"the server sent {done} bytes, not a Torch7 file")
+        if md5 is not None and digest.hexdigest() != md5.lower():
+            raise ValueError(f"refused the download: {_md5_mismatch(digest.hexdigest(), md5.lower())}")
 
 
 def download_authors_model(name: str = "places2", dest: str | Path | None = None, *, url: str | None = None,
-                           force: bool = False, progress: bool = True, timeout: float = 60.0) -> Path:
+                           force: bool = False, progress: bool = True, timeout: float = 60.0,
+                           md5: str | None = PUBLISHED) -> Path:
     """Download one of the authors' released ``.t7`` models and return its path.
 
     Only runs when called (nothing in the course downloads it behind your back).  ``dest`` is
@@ -230,21 +257,32 @@ def download_authors_model(name: str = "places2", dest: str | Path | None = None
     non-commercial use only.  Writes to a temporary file and renames it when complete, so an
     interrupted download never leaves a half file; a server answering with something that is
     not a Torch7 file (an HTML error page) is refused.
+
+    ``md5``: the file must have this checksum; by default the one the authors publish
+    (:attr:`AuthorsModel.md5`; ``completionnet_places2.t7``: b1527543a0ee22c23fca44cefdf48531),
+    ``None`` checks nothing.  A download with another checksum is refused (the next address is
+    tried, nothing is saved), and a file already at ``dest`` with another checksum is
+    downloaded again.
     """
     from .torch7 import Torch7Error
 
     entry = _authors_entry(name)
     dest = Path(dest) if dest is not None else checkpoint_dir()
     target = dest if dest.suffix == ".t7" else dest / entry.filename
+    expected = entry.md5 if md5 == PUBLISHED else md5
     if target.is_file() and target.stat().st_size > 0 and not force:
-        print(f"{target} is already here ({target.stat().st_size / 2**20:.1f} MiB); force=True downloads it again")
-        return target
+        got = file_md5(target) if expected else None
+        if got is None or got == expected.lower():
+            print(f"{target} is already here ({target.stat().st_size / 2**20:.1f} MiB)"
+                  + (", md5 checked" if got else "") + "; force=True downloads it again")
+            return target
+        print(f"{target} is here but {_md5_mismatch(got, expected.lower())}; downloading it again")
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"Downloading the authors' {name} model ({entry.about}).\n{entry.licence}")
     errors = []
     for source in ((url,) if url else entry.urls):
         try:
-            _fetch(source, target, timeout, progress)
+            _fetch(source, target, timeout, progress, expected)
         except urllib.error.HTTPError as e:  # before URLError: it is one
             errors.append(f"{source}: HTTP {e.code} ({e.reason})")
             continue
@@ -252,7 +290,8 @@ def download_authors_model(name: str = "places2", dest: str | Path | None = None
             reason = getattr(e, "reason", None) or e
             errors.append(f"{source}: {reason}")
             continue
-        print(f"saved {target} ({target.stat().st_size / 2**20:.1f} MiB)")
+        print(f"saved {target} ({target.stat().st_size / 2**20:.1f} MiB"
+              + (", md5 checked" if expected else ", no published md5 to check") + ")")
         return target
     raise Torch7Error(f"could not download the authors' {name} model: " + "; ".join(errors)
                       + f". Download {entry.url} by hand (see {AUTHORS_PROJECT}) and put it at {target}")
@@ -308,6 +347,6 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["AUTHORS_LICENCE", "AUTHORS_MODELS", "AUTHORS_PROJECT", "AuthorsModel", "DEMO_CHECKPOINT",
-           "authors_model_path", "authors_search_dirs", "demo_checkpoint_path", "download_authors_model",
+__all__ = ["AUTHORS_LICENCE", "AUTHORS_MODELS", "AUTHORS_PROJECT", "AuthorsModel", "DEMO_CHECKPOINT", "PUBLISHED",
+           "authors_model_path", "file_md5", "authors_search_dirs", "demo_checkpoint_path", "download_authors_model",
            "load_pretrained", "load_torch7", "model_choices", "configure_parser", "main"]

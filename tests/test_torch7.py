@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import http.server
 import sys
 import threading
@@ -535,13 +536,15 @@ def test_download_authors_model(server, t7_file, tmp_path, capsys):
     root, base = server
     (root / "completionnet_places2.t7").write_bytes(t7_file.read_bytes())
     dest = tmp_path / "models"
+    md5 = hashlib.md5(t7_file.read_bytes()).hexdigest()  # the stand-in's own checksum
     path = pretrained.download_authors_model("places2", dest=dest, url=f"{base}/completionnet_places2.t7",
-                                             progress=False)
+                                             progress=False, md5=md5)
     assert path == dest / "completionnet_places2.t7"
     assert path.read_bytes() == t7_file.read_bytes()
     assert "CC BY-NC-SA 4.0" in capsys.readouterr().out
     assert load_torch7(path).width == WIDTH
-    again = pretrained.download_authors_model("places2", dest=dest, url=f"{base}/missing.t7", progress=False)
+    again = pretrained.download_authors_model("places2", dest=dest, url=f"{base}/missing.t7", progress=False,
+                                              md5=md5)
     assert again == path and "already here" in capsys.readouterr().out  # kept, not fetched
 
 
@@ -549,10 +552,37 @@ def test_download_falls_back_to_the_mirror(server, t7_file, tmp_path, monkeypatc
     root, base = server
     (root / "old.t7").write_bytes(t7_file.read_bytes())
     entry = pretrained.AUTHORS_MODELS["places2"]
-    moved = dataclasses.replace(entry, url=f"{base}/gone.t7", mirrors=(f"{base}/old.t7",))
+    moved = dataclasses.replace(entry, url=f"{base}/gone.t7", mirrors=(f"{base}/old.t7",),
+                                md5=hashlib.md5(t7_file.read_bytes()).hexdigest())
     monkeypatch.setitem(pretrained.AUTHORS_MODELS, "places2", moved)
     path = pretrained.download_authors_model(dest=tmp_path / "m" / "mine.t7", progress=False)
     assert path == tmp_path / "m" / "mine.t7" and path.read_bytes() == t7_file.read_bytes()
+
+
+def test_download_checks_the_published_md5(server, t7_file, tmp_path, capsys):
+    """A file that is a Torch7 file but not the authors' (or a damaged one) is refused by its md5."""
+    assert pretrained.AUTHORS_MODELS["places2"].md5 == "b1527543a0ee22c23fca44cefdf48531"
+    root, base = server
+    (root / "completionnet_places2.t7").write_bytes(t7_file.read_bytes())
+    got = hashlib.md5(t7_file.read_bytes()).hexdigest()
+    assert pretrained.file_md5(t7_file) == got
+    dest = tmp_path / "models"
+    with pytest.raises(Torch7Error, match=rf"could not download the authors' places2 model: .*completionnet_places2\.t7: "
+                                          rf"refused the download: its md5 is {got}, not the published "
+                                          rf"b1527543a0ee22c23fca44cefdf48531: the file is corrupt"):
+        pretrained.download_authors_model("places2", dest=dest, url=f"{base}/completionnet_places2.t7", progress=False)
+    assert list(dest.iterdir()) == []  # nothing saved
+    # a file already there that fails the check is not trusted: it is downloaded again
+    (dest / "completionnet_places2.t7").write_bytes(t7_file.read_bytes()[:-10])  # truncated
+    path = pretrained.download_authors_model("places2", dest=dest, url=f"{base}/completionnet_places2.t7",
+                                             progress=False, md5=got)
+    out = capsys.readouterr().out
+    assert "is here but its md5 is" in out and "downloading it again" in out and "md5 checked" in out
+    assert path.read_bytes() == t7_file.read_bytes()
+    # md5=None checks nothing (your own mirror of another file)
+    other = pretrained.download_authors_model("places2", dest=tmp_path / "o", url=f"{base}/completionnet_places2.t7",
+                                              progress=False, md5=None)
+    assert "no published md5 to check" in capsys.readouterr().out and other.read_bytes() == t7_file.read_bytes()
 
 
 def test_download_refuses_html_and_404(server, tmp_path):
