@@ -338,12 +338,30 @@ def describe_mask(mask: np.ndarray) -> str:
             f"{holes} hole{'s' if holes != 1 else ''}, box rows {t}-{b}, columns {l}-{r}")
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, color=(255, 0, 0), alpha: float = 0.5) -> np.ndarray:
-    """The image with the holes tinted (uint8 RGB), for previews and figures."""
+def overlay(image: np.ndarray, mask: np.ndarray, color=(255, 0, 0), alpha: float = 0.5,
+            hatch: bool = True) -> np.ndarray:
+    """The image with the holes marked (uint8 RGB), for previews and figures.
+
+    The hole pixels are tinted with ``color``.  With ``hatch`` (the default) every other
+    diagonal stripe (4 pixels wide) is tinted white instead, and the pixels just outside each
+    hole get a dashed black-and-white outline, so that a hole stays visible on any image, even
+    one that has the tint's colour (a red tint alone vanishes on a red object).
+    """
     image = np.asarray(image)
     mask = np.asarray(mask, bool)
     if image.shape[:2] != mask.shape:
         raise ValueError(f"image {image.shape[:2]} and mask {mask.shape} differ in size")
     out = image.astype(np.float32).copy()
-    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, np.float32)
+    if not hatch:
+        out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, np.float32)
+        return out.round().astype(np.uint8)
+    yy, xx = np.indices(mask.shape)
+    tint = np.where(((yy + xx) // 4 % 2 == 1)[..., None], np.float32(255), np.asarray(color, np.float32))
+    out[mask] = (1 - alpha) * out[mask] + alpha * tint[mask]
+    grown = mask.copy()                      # 4-neighbour dilation: the ring just outside the holes
+    grown[1:] |= mask[:-1]; grown[:-1] |= mask[1:]; grown[:, 1:] |= mask[:, :-1]; grown[:, :-1] |= mask[:, 1:]
+    ring = grown & ~mask
+    dash = (yy + xx) // 2 % 2 == 0
+    out[ring & dash] = 0
+    out[ring & ~dash] = 255
     return out.round().astype(np.uint8)

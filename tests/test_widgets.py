@@ -481,3 +481,38 @@ def test_explorer_without_anywidget_falls_back_to_images_and_says_why(monkeypatc
     assert e.state()["main"]["box"] == rf.pixel_box(COMPLETION_LAYERS, 5, e.pixel[1])
     p = MaskPainter(image(20, 20))
     assert p.frontend == "sliders" and "anywidget is not available" in p.fallback_reason
+
+
+def test_overlay_stays_visible_on_an_image_of_the_tint_colour():
+    red = np.zeros((40, 40, 3), np.uint8); red[..., 0] = 255
+    m = np.zeros((40, 40), bool); m[10:30, 12:28] = True
+    out = overlay(red, m).astype(int)
+    plain = overlay(red, m, hatch=False).astype(int)
+    assert np.abs(plain - red).max() == 0          # a red tint alone leaves a red image unchanged
+    assert np.abs(out - red)[m].max() > 100        # the hatch shows inside the hole ...
+    ring = np.zeros_like(m); ring[9, 12:28] = True  # ... and the outline just outside it
+    assert np.abs(out - red)[ring].max() > 100
+    far = np.zeros_like(m); far[:5] = True
+    assert np.array_equal(out[far], red[far])      # pixels away from the holes are untouched
+
+
+def test_painter_compile_option_reuses_one_compiled_network(small_model, monkeypatch):
+    """compile=True: every Complete on the painter's image runs the same cached compiled network
+    (torch.compile replaced by a recording stand-in: no compiling in the tests)."""
+    import torch
+
+    from glcic_lib import inpaint
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(module) or module)
+    model = make_model(0.125, seed=11)
+    img = image(24, 32, seed=2)
+    p = MaskPainter(img, model=model, compile=True)
+    p.rect(4, 4, 14, 12)
+    first = p.complete(postprocess=False)
+    p.ellipse(16, 10, 28, 20)
+    second = p.complete(postprocess=False)
+    assert len(compiled) == 1 and compiled[0] is inpaint.inference_model(model, "cpu")
+    np.testing.assert_array_equal(first.completed, complete(model, img, first.mask))
+    np.testing.assert_array_equal(second.completed, complete(model, img, second.mask))
+    assert MaskPainter(img, model=model).compile is False
