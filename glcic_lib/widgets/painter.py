@@ -230,12 +230,14 @@ class CompletionResult:
 
 
 def run_completion(model, image: np.ndarray, mask: np.ndarray, postprocess: bool = True,
-                   device=None, step: Callable[[str], None] | None = None) -> dict:
+                   device=None, step: Callable[[str], None] | None = None, compile: bool = False) -> dict:
     """One forward pass on ``image`` with holes ``mask``: network output, completed, post-processed.
 
     The completed image is exactly what :func:`glcic_lib.complete` returns; this function only
     keeps the network's full output too, for display.  ``step(name)`` is called before each
-    stage (the widget's progress bar).
+    stage (the widget's progress bar).  ``compile=True``: the cached ``torch.compile`` of the
+    network (:func:`glcic_lib.inpaint.compiled_model`): the first completion of an image size
+    compiles (tens of seconds), every later one of that size is faster.
     """
     from ..inpaint import _check_numpy, fill_numpy
     from ..postprocess import postprocess as _post
@@ -249,7 +251,7 @@ def run_completion(model, image: np.ndarray, mask: np.ndarray, postprocess: bool
     seconds = {}
     step("network")
     t0 = time.perf_counter()
-    network, completed, hole = fill_numpy(model, image, img_t, mask_t, device)
+    network, completed, hole = fill_numpy(model, image, img_t, mask_t, device, compile=compile)
     seconds["network"] = time.perf_counter() - t0
     post = None
     if postprocess:
@@ -270,17 +272,20 @@ class MaskPainter:
     first bundled image).  ``model``: a :class:`~glcic_lib.models.CompletionNetwork`, a checkpoint
     path, or None for the demo model.  ``frontend``: ``"auto"`` (canvas when anywidget is
     available), ``"canvas"`` or ``"sliders"`` (the fallback).  ``radius``: initial brush radius
-    in image pixels.
+    in image pixels.  ``compile=True`` completes with a cached ``torch.compile`` of the network:
+    the first Complete compiles (tens of seconds), later ones on the same image are faster (see
+    :mod:`glcic_lib.inpaint`; worth it for many completions of a large image).
     """
 
     def __init__(self, image=None, model=None, frontend: str = "auto", radius: int = 12,
-                 postprocess: bool = True, display_width: int | None = None):
+                 postprocess: bool = True, display_width: int | None = None, compile: bool = False):
         import ipywidgets as W
 
         if frontend not in FRONTENDS:
             raise ValueError(f"frontend must be one of {FRONTENDS}, got {frontend!r}")
         self._W = W
         self._display_width = display_width
+        self.compile = compile
         self._models: dict = {}
         self.result: CompletionResult | None = None
         self.fallback_reason: str | None = None
@@ -655,7 +660,7 @@ class MaskPainter:
         t0 = time.perf_counter()
         model, note = self._model()
         load_s = time.perf_counter() - t0
-        out = run_completion(model, self.image, mask, postprocess=post, step=step)
+        out = run_completion(model, self.image, mask, postprocess=post, step=step, compile=self.compile)
         out["seconds"]["model"] = load_s
         self.result = CompletionResult(self.image, mask, out["network"], out["completed"],
                                        out["postprocessed"], note, out["seconds"])
