@@ -242,7 +242,8 @@ def _holes(mask: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         return hole_mask(mask)
     if mask.dtype == torch.bool:
         return mask
-    return torch.from_numpy(hole_mask(mask.detach().cpu().numpy())).to(mask.device)
+    m = mask.detach().cpu()
+    return torch.from_numpy(hole_mask((m.float() if m.is_floating_point() else m).numpy())).to(mask.device)
 
 
 def _check_numpy(image: np.ndarray, mask) -> tuple[torch.Tensor, torch.Tensor]:

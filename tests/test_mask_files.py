@@ -95,6 +95,8 @@ def test_noisy_masks_mean_the_same_everywhere(small_model, rng, holes):
     t = torch.from_numpy(image).permute(2, 0, 1).float() / 255
     done = complete(small_model, t, torch.from_numpy(noisy), precision="float32")
     assert torch.equal(done, complete(small_model, t, torch.from_numpy(holes), precision="float32"))
+    soft = torch.from_numpy(noisy / 255.0).to(torch.bfloat16)  # a reduced-precision float mask
+    assert torch.equal(complete(small_model, t, soft, precision="float32"), done)
     assert np.array_equal(postprocess(clean, noisy), postprocess(clean, holes))
     assert metrics.all_metrics(clean, image, noisy) == metrics.all_metrics(clean, image, holes)
     assert np.array_equal(masked_input(image, noisy), masked_input(image, holes))
