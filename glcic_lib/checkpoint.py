@@ -9,14 +9,35 @@ A checkpoint is a ``torch.save``'d dict::
      "meta": {...}}                       # free-form: command, metrics, licence, ...
 
 Writes are atomic (a temporary file in the same folder, flushed, then ``os.replace``), so a
-crash while saving never destroys the previous checkpoint.  Loading checks the format and the
-architecture and names what is wrong.
+crash while saving never destroys the previous checkpoint.  Loading checks the format, the
+architecture and the weights (NaN or infinite weights are refused: they would fill holes with
+black) and names what is wrong.
+
+Robustness around kills and corruption:
+
+* :func:`save_checkpoint` keeps the checkpoint it replaces as ``NAME.prev`` (a hard link made
+  before the atomic replace, so ``NAME`` itself never goes missing, not even for an instant).
+  :func:`read_checkpoint` falls back to ``NAME.prev``, printing a warning, when ``NAME`` cannot
+  be read (truncated, garbage).  Resuming a run therefore survives a damaged ``checkpoint.pt``
+  and repeats the iterations since the previous save.  This costs the disk space of a second
+  checkpoint.  (Overwriting a run with ``--overwrite`` keeps the old run's last checkpoint as
+  ``.prev`` until the second save.)
+* A save that is killed (SIGKILL, power loss) leaves its temporary file
+  ``NAME.XXXXXXXX.tmp`` behind; saving and reading remove such files of *this* checkpoint once
+  they have not been written to for :data:`STALE_TMP_AGE_S` seconds (a save in progress writes
+  to its file continuously, so an older one belongs to a dead save).  A save killed moments
+  before a resume is therefore cleaned up by a later save, not at once.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
+import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
@@ -25,17 +46,95 @@ import torch
 FORMAT = "glcic"
 VERSION = 1
 
+#: Suffix of the previous checkpoint kept by :func:`save_checkpoint` (``checkpoint.pt.prev``).
+PREVIOUS_SUFFIX = ".prev"
+
+#: A temporary file of a save untouched for this many seconds belongs to a killed save (generous:
+#: a live save writes continuously, but its final flush to a slow disk may take a while).
+STALE_TMP_AGE_S = 300.0
+
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or for another architecture."""
 
 
+def previous_path(path: str | Path) -> Path:
+    """Where :func:`save_checkpoint` keeps the checkpoint it replaced: ``path`` + ``.prev``."""
+    path = Path(path)
+    return path.with_name(path.name + PREVIOUS_SUFFIX)
+
+
+def _temp_pattern(path: Path, suffix: str) -> re.Pattern:
+    # the names tempfile.mkstemp(prefix=NAME + ".", suffix=suffix) and _link_previous make:
+    # NAME.<8 of [a-z0-9_]>SUFFIX (nothing else in the folder matches)
+    return re.compile(re.escape(path.name) + r"\.[a-z0-9_]{8}" + re.escape(suffix))
+
+
+def remove_stale_temps(path: str | Path, suffix: str = ".tmp", older_than_s: float = STALE_TMP_AGE_S) -> list[Path]:
+    """Remove the temporary files that killed saves of ``path`` left behind
+    (``NAME.XXXXXXXX.tmp`` next to it, untouched for ``older_than_s`` seconds); return them.
+
+    Only this file's own temporary names are touched: other checkpoints' temporary files, and
+    files a save in progress is writing, stay."""
+    path = Path(path)
+    pattern = _temp_pattern(path, suffix)
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:  # no folder (yet), or not listable: nothing to clean
+        return removed
+    now = time.time()
+    for p in candidates:
+        if not pattern.fullmatch(p.name):
+            continue
+        try:
+            if p.is_file() and now - p.stat().st_mtime >= older_than_s:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # vanished meanwhile, or not ours to delete
+            continue
+    return removed
+
+
+def _link_previous(path: Path, suffix: str) -> None:
+    """Make ``previous_path(path)`` the current ``path`` (a hard link, or a copy where the file
+    system has none), atomically, leaving ``path`` in place."""
+    for _ in range(100):
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}{suffix}")  # a name remove_stale_temps knows
+        try:
+            os.link(path, tmp)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # path vanished meanwhile: nothing to keep
+            return
+        except OSError:  # no hard links here (some network or FAT file systems): copy
+            try:
+                shutil.copyfile(path, tmp)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        try:
+            os.replace(tmp, previous_path(path))
+            return
+        except FileNotFoundError:  # the link was removed under us (a stale-file sweep): again
+            continue
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    raise FileExistsError(f"cannot keep the previous checkpoint next to {path}: no free temporary name")
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+def atomic_write(path: str | Path, suffix: str = ".tmp", keep_previous: bool = False) -> Iterator[BinaryIO]:
     """Open ``path`` for writing atomically: the caller writes into a temporary file in the same
     folder, which replaces ``path`` only when the ``with`` block ends without an error (flushed
     and synced first).  On any error, Ctrl-C included, the temporary file is removed and an
-    existing ``path`` is left untouched."""
+    existing ``path`` is left untouched.
+
+    ``keep_previous=True`` keeps the replaced file as ``path.prev`` (see the module docstring);
+    ``path`` exists at every instant, old or new."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=suffix, dir=path.parent)
@@ -48,6 +147,8 @@ def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        if keep_previous and path.is_file():
+            _link_previous(path, suffix)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -72,29 +173,98 @@ def _module_entry(module) -> dict | None:
 
 
 def save_checkpoint(path: str | Path, completion, discriminator=None, train_state: dict | None = None,
-                    meta: dict | None = None) -> Path:
-    """Write a checkpoint atomically (see the module docstring for the layout)."""
-    return atomic_save({
-        "format": FORMAT, "version": VERSION,
-        "completion": _module_entry(completion),
-        "discriminator": _module_entry(discriminator),
-        "train_state": train_state,
-        "meta": meta or {},
-    }, path)
+                    meta: dict | None = None, keep_previous: bool = True) -> Path:
+    """Write a checkpoint atomically (see the module docstring for the layout).
+
+    The checkpoint it replaces stays as ``path.prev`` (``keep_previous``), the fallback of
+    :func:`read_checkpoint`; temporary files of killed earlier saves are removed first."""
+    remove_stale_temps(path)
+    with atomic_write(path, keep_previous=keep_previous) as f:
+        torch.save({
+            "format": FORMAT, "version": VERSION,
+            "completion": _module_entry(completion),
+            "discriminator": _module_entry(discriminator),
+            "train_state": train_state,
+            "meta": meta or {},
+        }, f)
+    return Path(path)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load and validate a checkpoint dict (on the CPU)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint path is a folder, not a file: {path}")
+def _describe_saved(ckpt: dict) -> str:
+    """' (iteration N)' for a training checkpoint, '' otherwise."""
+    it = (ckpt.get("train_state") or {}).get("iteration", (ckpt.get("meta") or {}).get("iteration"))
+    return f" (iteration {it})" if it is not None else ""
+
+
+def _non_finite(state_dict) -> list[str]:
+    """Names of the floating-point tensors of ``state_dict`` holding a NaN or an infinity."""
+    return [k for k, v in state_dict.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+def _check_entry(ckpt: dict, key: str, what: str, path: Path) -> None:
+    entry = ckpt.get(key)
+    if not entry:  # no discriminator (a missing completion network is reported before)
+        return
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"{path}: the {what} entry is a {type(entry).__name__}, not a dict with "
+                              f"'config' and 'state_dict'; the file was not written by glcic_lib")
+    for field, holds in (("config", "the architecture"), ("state_dict", "the weights")):
+        if not isinstance(entry.get(field), dict):
+            raise CheckpointError(f"{path}: the {what} entry has no {field!r} ({holds}), so the network cannot "
+                                  f"be rebuilt; re-save the model with glcic_lib.checkpoint.save_checkpoint")
+    bad = _non_finite(entry["state_dict"])
+    if bad:
+        prev = previous_path(path)
+        hint = (f"; the previous checkpoint {prev} is kept: try it (e.g. rename it to {path.name})"
+                if prev.is_file() else "")
+        raise CheckpointError(f"{path}: the {what} weights contain NaN or infinite values ({len(bad)} of "
+                              f"{len(entry['state_dict'])} tensors, e.g. {bad[0]!r}): training diverged before "
+                              f"this save, and these weights would fill holes with black; refused{hint}")
+
+
+def _load_file(path: Path) -> dict:
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # truncated zip, pickle garbage, ...
         raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or not a PyTorch "
                               f"checkpoint ({type(e).__name__}: {e})") from e
+
+
+def read_checkpoint(path: str | Path, fallback: bool = True) -> dict:
+    """Load and validate a checkpoint dict (on the CPU).
+
+    If ``path`` is corrupt and ``fallback`` is on, the previous checkpoint ``path.prev`` (see
+    :func:`save_checkpoint`) is used instead, with a warning on stderr.  NaN or infinite weights,
+    a missing ``config`` or ``state_dict``, another format or a newer version are a
+    :class:`CheckpointError`.  Stale temporary files of killed saves of ``path`` are removed."""
+    path = Path(path)
+    if not path.exists():
+        prev = previous_path(path)
+        hint = f" (its previous version {prev} exists: rename it to {path.name} to use it)" if prev.is_file() else ""
+        raise CheckpointError(f"checkpoint not found: {path}{hint}")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a folder, not a file: {path}")
+    remove_stale_temps(path)
+    try:
+        ckpt = _load_file(path)
+    except CheckpointError as e:
+        prev = previous_path(path)
+        if not (fallback and prev.is_file()):
+            raise
+        try:
+            ckpt = _check(_load_file(prev), prev)
+        except CheckpointError as e2:
+            raise CheckpointError(f"{e}; its previous version {prev} cannot be used either: {e2}") from e
+        mtime = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(prev.stat().st_mtime))
+        print(f"warning: {e}\nwarning: using the previous checkpoint {prev} instead, saved {mtime}"
+              f"{_describe_saved(ckpt)}: newer progress is lost", file=sys.stderr, flush=True)
+        return ckpt
+    return _check(ckpt, path)
+
+
+def _check(ckpt, path: Path) -> dict:
+    """Validate a loaded checkpoint dict (see :func:`read_checkpoint`)."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a glcic_lib checkpoint (no 'format': 'glcic' entry); "
                               f"Torch7 files are converted with `python -m glcic_lib convert-torch7`")
@@ -103,6 +273,8 @@ def read_checkpoint(path: str | Path) -> dict:
                               f"glcic_lib understands ({VERSION}); upgrade glcic_lib")
     if not ckpt.get("completion"):
         raise CheckpointError(f"{path} holds no completion network")
+    _check_entry(ckpt, "completion", "completion network", path)
+    _check_entry(ckpt, "discriminator", "discriminator", path)
     return ckpt
 
 
@@ -127,6 +299,9 @@ def build_discriminator(config: dict):
 
     if config.get("arch") != "ContextDiscriminator":
         raise CheckpointError(f"expected a ContextDiscriminator, the checkpoint holds {config.get('arch')!r}")
+    missing = [k for k in ("arms", "width", "global_size", "local_size") if k not in config]
+    if missing:
+        raise CheckpointError(f"the discriminator's config {config} lacks {', '.join(missing)}: it cannot be rebuilt")
     return ContextDiscriminator(arms=config["arms"], width=config["width"],
                                 global_size=config["global_size"], local_size=config["local_size"])
 

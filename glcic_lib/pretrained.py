@@ -329,7 +329,7 @@ def main(args: argparse.Namespace) -> int:
         "authors_model": known.name if known else None,
         "licence": AUTHORS_LICENCE if known else "that of the Torch7 file's authors",
     }
-    save_checkpoint(out, result.model, meta=meta)
+    save_checkpoint(out, result.model, meta=meta, keep_previous=False)  # a re-conversion needs no fallback copy
     # Check what was written: the reloaded checkpoint must reproduce the network exactly.
     reloaded = load_completion(out)
     gen = torch.Generator().manual_seed(0)
