@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: command -> (module, one-line help)
@@ -34,21 +35,37 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``inpaint``."""
-    from .imageio import read_image, read_mask, write_image
+    """Run ``inpaint``.  Everything that can be checked cheaply (the output path, the device, the
+    files, the model) is checked before the completion runs; failures are one-line errors."""
+    from .imageio import check_output_path, read_image, read_mask, write_image
     from .inpaint import complete
     from .pretrained import load_pretrained
 
+    check_output_path(args.out)
+    device = _inpaint_device(args.device)
     image, mask = read_image(args.image), read_mask(args.mask)
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask {args.mask} is {mask.shape[1]}x{mask.shape[0]} but image {args.image} is "
                          f"{image.shape[1]}x{image.shape[0]}: they must be the same size")
     model = load_pretrained(args.checkpoint or "demo")
-    out = complete(model, image, mask, postprocess=args.postprocess, device=args.device)
+    out = complete(model, image, mask, postprocess=args.postprocess, device=device)
     write_image(args.out, out)
     print(f"wrote {args.out} ({image.shape[1]}x{image.shape[0]}, {int(mask.sum())} hole pixels, "
           f"post-processing {'on' if args.postprocess else 'off'})")
     return 0
+
+
+def _inpaint_device(name: str | None):
+    """The ``--device`` of ``inpaint`` (None: the best available); a ValueError when unavailable."""
+    from .device import pick_device
+
+    try:
+        return pick_device(name)
+    except RuntimeError as e:  # CUDA/MPS not available, or not a device name at all
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        given = f"--device {name}" if name else f"GLCIC_DEVICE={os.environ.get('GLCIC_DEVICE')}"
+        raise ValueError(f"{given}: {first}; use --device cpu, or leave the device out to pick the best "
+                         f"available one") from e
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,12 +87,14 @@ def run(argv: list[str] | None = None) -> int:
     if getattr(args, "_missing", None):
         parser.error(f"command {args.command!r} is unavailable: {args._missing}")
     from .checkpoint import CheckpointError
-    from .imageio import ImageReadError
+    from .imageio import ImageReadError, describe_os_error
 
     try:
         return int(importlib.import_module(args._module).main(args) or 0)
-    except (CheckpointError, ImageReadError, FileNotFoundError, ValueError, TypeError) as e:
-        print(f"glcic {args.command}: error: {e}", file=sys.stderr)
+    except (CheckpointError, ImageReadError, ValueError, TypeError, OSError) as e:
+        # OSError: a missing file, a full disk, no permission, ...: one line, no traceback
+        msg = describe_os_error(e) if isinstance(e, OSError) else str(e)
+        print(f"glcic {args.command}: error: {msg}", file=sys.stderr)
         return 2
 
 
