@@ -286,7 +286,7 @@ def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: st
       ``(name, image, mask)`` / ``(image, mask)``.
     * ``postprocess``: ``False`` (raw network output, method ``name``), ``True`` (with the
       paper's post-processing, method ``name + "+post"``) or ``"both"``.
-    * ``baselines``: any of ``"telea"``, ``"ns"`` (OpenCV inpainting, radius 3).
+    * ``baselines``: any of ``"telea"``, ``"ns"`` (OpenCV inpainting, radius :data:`BASELINE_RADIUS`).
     * ``limit``: evaluate only the first ``limit`` images.
     * ``size``: first scale every image and its holes so the shorter side is ``size``
       (:func:`resize_item`); ``None`` keeps the stored size.

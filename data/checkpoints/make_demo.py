@@ -22,7 +22,7 @@ from skimage.metrics import structural_similarity
 
 from glcic_lib.checkpoint import load_completion, read_checkpoint, save_checkpoint
 from glcic_lib.data import load_heldout
-from glcic_lib.evaluation import opencv_inpaint
+from glcic_lib.evaluation import BASELINE_RADIUS, opencv_inpaint
 from glcic_lib.inpaint import complete
 from glcic_lib.metrics import psnr
 from glcic_lib.postprocess import postprocess
@@ -38,13 +38,13 @@ def hole_ssim(out: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> float:
 
 
 def evaluate(model) -> dict:
-    methods = ("demo model", "demo model + post-processing", "OpenCV Telea (radius 5)")
+    methods = ("demo model", "demo model + post-processing", f"OpenCV Telea (radius {BASELINE_RADIUS})")
     rows = {name: {"psnr": [], "ssim": []} for name in methods}
     per_image = []
     for item in load_heldout():
         raw = complete(model, item.image, item.mask, device="cpu", precision="float32")
         outputs = dict(zip(methods, (raw, postprocess(raw, item.mask),
-                                     opencv_inpaint(item.image, item.mask, "telea", radius=5))))
+                                     opencv_inpaint(item.image, item.mask, "telea"))))
         entry = {"name": item.name}
         for name, out in outputs.items():
             assert np.array_equal(out[~item.mask], item.image[~item.mask])
