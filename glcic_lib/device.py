@@ -90,9 +90,14 @@ def cpu_has_bfloat16() -> bool:
     return bool(_cpuinfo_flags() & set(BF16_CPU_FLAGS))
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """Mixed precision on CUDA (float16); a no-op context elsewhere."""
-    if enabled and device.type == "cuda":
+def autocast(device: torch.device, enabled: bool = True, dtype: torch.dtype | None = None):
+    """Mixed precision: ``dtype`` (any device) when given, else float16 on CUDA; a no-op
+    context when disabled, or without a dtype off CUDA."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if dtype is not None:
+        return torch.autocast(device.type, dtype=dtype)
+    if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()
 

@@ -33,6 +33,12 @@ class Block(nn.Module):
         if layer.activation == "bn+relu":
             self.bn = nn.BatchNorm2d(out_ch)
             self.act = nn.ReLU(inplace=True)
+            # Batch norm subtracts the batch mean, so in training this bias cancels out: its
+            # gradient is rounding noise (larger with channels-last kernels), which Adam's
+            # normalised steps would turn into a random drift that only shows in eval mode,
+            # through the running mean.  It stays a parameter (checkpoints and the authors'
+            # weights carry it; eval mode and fused inference use it) but is not trained.
+            self.conv.bias.requires_grad_(False)
         elif layer.activation == "sigmoid":
             self.bn = nn.Identity()
             self.act = nn.Sigmoid()
