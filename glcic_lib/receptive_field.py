@@ -17,9 +17,11 @@ The completion network (Table 1): every output pixel sees between **299x299 and 
 input pixels (the size repeats with period 4 along each axis, because the two 4x4 stride-1/2
 deconvolutions each feed an output pixel from exactly 2 inputs, but at different offsets for
 even and odd pixels).  Gradient measurements agree pixel for pixel (``tests``).  The paper
-quotes 307x307 without saying how it counted; the 4 pixels between 303 and 307 are one step
-of the network's coarsest (64x64 at 256 input) grid, the kind of difference that a formula
-treating the transposed convolutions as ordinary convolutions produces.  Either way a pixel
+quotes 307x307 without saying how it counted.  One simple count gives exactly 307: the
+ordinary rule above with each 4x4 deconvolution counted as a *3x3* convolution at its input's
+jump (adding ``2 x jump``, then halving the jump).  Counted with the real 4x4 kernel the same
+rule gives 313 (at the input's jump) or 304 (at the output's); notebook 01 prints all four.
+That is our reading, not the paper's word.  Either way a pixel
 in the middle of a 128x128 training hole sees ~85 pixels of valid context on every side,
 which is the point of the paper's Figure 5: with the four dilated layers (Table 1 rows 7-10)
 made ordinary 3x3 convolutions the field shrinks to 91-95 pixels and the middle of such a
