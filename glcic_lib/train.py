@@ -43,13 +43,14 @@ rank reads a disjoint share of the same stream) and :meth:`Trainer.holes`; only 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import json
 import os
-import random
+import signal
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -57,202 +58,39 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from . import distributed, losses
-from .checkpoint import CheckpointError, _load_state, load_completion, read_checkpoint, save_checkpoint
+from . import distributed
+from .checkpoint import CheckpointError, load_completion
 from .config import checkpoint_dir
-from .data import ImageFolder, StreamSampler, default_train_dir, mean_pixel, scaled_resize_range, to_float
-from .device import autocast, pick_device, seed_everything
-from .masks import Box, box_mask, local_box, random_box, sample_hole, scaled_hole_range, scaled_local_size
+from .data import ImageFolder, StreamSampler, default_train_dir, mean_pixel, to_float
+from .device import pick_device, seed_everything
+from .masks import sample_hole
 from .models import ContextDiscriminator, CompletionNetwork, paste
-
-PHASES = ("completion", "discriminator", "joint")
-DISCRIMINATORS = ("both", "global", "local", "none")
-OPTIMIZERS = ("adadelta", "adam")
-CHECKPOINT = "checkpoint.pt"
-HISTORY = "history.jsonl"
-
-#: Config fields that must match to resume a run (the rest, e.g. the schedule, may change).
-RESUME_MUST_MATCH = ("crop_size", "resize_range", "hole_range", "local_size", "batch_size", "accumulate",
-                     "width", "d_width", "discriminator", "optimizer", "real_patch", "seed")
+from .run_state import RunState
+# the configuration, presets and one iteration's maths live in their own modules; their names
+# stay importable from here, where the course's notebooks and tests have always found them
+from .schedule import (CHECKPOINT, DISCRIMINATORS, HISTORY, OPTIMIZERS, PHASES, PRESETS,  # noqa: F401
+                       RESUME_MUST_MATCH, TrainConfig, amp_dtype, preset)
+from .steps import TrainingSteps, crop_boxes, hole_masks, make_optimizer  # noqa: F401
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on.  ``None`` sizes follow the crop size as in the paper.
+class TrainingInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C, SIGTERM or a notebook's stop button (or a callback raising
+    ``KeyboardInterrupt``).  ``iteration``: completed iterations when it stopped;
+    ``saved_iteration``: the iteration ``checkpoint`` holds (None: nothing was ever saved).
+    A subclass of ``KeyboardInterrupt``, so ``except KeyboardInterrupt`` still catches it."""
 
-    Sizes: ``crop_size`` (256 in the paper; a multiple of 64 so the global discriminator's six
-    halvings come out whole), ``resize_range`` (smaller side before cropping; default
-    ``[crop, 1.5 crop]``), ``hole_range`` (hole sides; default ``[3/8, 1/2] x crop``, i.e.
-    [96, 128]), ``local_size`` (the local discriminator's patch; default ``crop / 2``).
+    def __init__(self, iteration: int, saved_iteration: int | None, checkpoint: Path, reason: str):
+        self.iteration, self.saved_iteration, self.checkpoint, self.reason = iteration, saved_iteration, checkpoint, reason
+        super().__init__(self.message())
 
-    Schedule: ``t_c`` completion-only iterations, ``t_d`` discriminator-only, ``t_joint`` joint.
-    An iteration is ``accumulate`` micro-batches of ``batch_size`` images and one step.
-
-    ``discriminator``: ``both`` (the paper), ``global``, ``local`` or ``none`` (MSE only: the
-    ablation's blurry arm; phases 2 and 3 then train with MSE alone).
-    ``alpha``: the weight of the adversarial term (paper: 0.0004).
-    ``optimizer``: ``adadelta`` (the paper; ``lr`` 1.0) or ``adam`` (``lr`` 2e-4, betas 0.5/0.999).
-    ``real_patch``: ``random`` (the paper's second hole ``M_d``) or ``same`` (the fake's box).
-    ``saturating_gan``: use the paper's ``log(1 - D)`` instead of the non-saturating ``-log D``.
-    ``init_from``: a checkpoint whose completion network starts this run (same ``width``):
-    fine-tuning, or a curriculum from small crops to large ones; the network is fully
-    convolutional, so weights learnt on 64x64 crops are valid for 128x128 ones.
-    """
-
-    data_dir: str | None = None
-    out_dir: str | None = None
-    crop_size: int = 256
-    resize_range: tuple[int, int] | None = None
-    hole_range: tuple[int, int] | None = None
-    local_size: int | None = None
-    batch_size: int = 96
-    accumulate: int = 1
-    width: float = 1.0
-    d_width: float | None = None
-    t_c: int = 90_000
-    t_d: int = 10_000
-    t_joint: int = 400_000
-    alpha: float = losses.ALPHA
-    optimizer: str = "adadelta"
-    lr: float | None = None
-    discriminator: str = "both"
-    real_patch: str = "random"
-    saturating_gan: bool = False
-    seed: int = 0
-    num_workers: int | None = None
-    amp: bool | str = True
-    channels_last: bool | None = None
-    device: str | None = None
-    log_every: int = 50
-    sample_every: int = 1000
-    checkpoint_every: int = 1000
-    n_samples: int = 4
-    mean_pixel: tuple[float, float, float] | None = None
-    preset: str | None = None
-    init_from: str | None = None
-
-    def __post_init__(self):
-        for name in ("crop_size", "batch_size", "accumulate", "log_every", "sample_every", "checkpoint_every"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        for name in ("t_c", "t_d", "t_joint"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
-        if self.total == 0:
-            raise ValueError("t_c + t_d + t_joint is 0: nothing to train")
-        if self.discriminator not in DISCRIMINATORS:
-            raise ValueError(f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.real_patch not in ("random", "same"):
-            raise ValueError(f"real_patch must be 'random' or 'same', got {self.real_patch!r}")
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        if self.crop_size % 64:
-            raise ValueError(f"crop_size must be a multiple of 64 (the global discriminator halves it six "
-                             f"times), got {self.crop_size}")
-        self.resize_range = tuple(int(v) for v in (self.resize_range or scaled_resize_range(self.crop_size)))
-        self.hole_range = tuple(int(v) for v in (self.hole_range or scaled_hole_range(self.crop_size)))
-        self.local_size = int(self.local_size or scaled_local_size(self.crop_size))
-        self.d_width = float(self.d_width if self.d_width is not None else self.width)
-        if self.local_size % 32 or self.local_size > self.crop_size:
-            raise ValueError(f"local_size must be a multiple of 32 (five halvings) and at most crop_size "
-                             f"({self.crop_size}), got {self.local_size}")
-        if not 1 <= self.hole_range[0] <= self.hole_range[1] <= self.local_size:
-            raise ValueError(f"hole_range {self.hole_range} must satisfy 1 <= low <= high <= local_size "
-                             f"({self.local_size}) so the local patch sees the whole hole")
-        if not self.crop_size <= self.resize_range[0] <= self.resize_range[1]:
-            raise ValueError(f"resize_range {self.resize_range} must start at crop_size ({self.crop_size}) or above")
-        if self.mean_pixel is not None:
-            self.mean_pixel = tuple(float(v) for v in self.mean_pixel)
-
-    @property
-    def total(self) -> int:
-        """Total number of iterations, ``T_C + T_D + T_joint``."""
-        return self.t_c + self.t_d + self.t_joint
-
-    @property
-    def images_per_iteration(self) -> int:
-        return self.batch_size * self.accumulate
-
-    def phase_at(self, iteration: int) -> str:
-        """The phase of 0-based ``iteration``: ``completion`` for ``t < T_C``, ``discriminator``
-        for ``T_C <= t < T_C + T_D``, ``joint`` from ``T_C + T_D`` on."""
-        if iteration < 0:
-            raise ValueError(f"iteration must be >= 0, got {iteration}")
-        if iteration < self.t_c:
-            return "completion"
-        if iteration < self.t_c + self.t_d:
-            return "discriminator"
-        return "joint"
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-#: Named configurations.  ``preset(name, **overrides)`` builds a :class:`TrainConfig`.
-PRESETS: dict[str, dict] = {
-    # The paper: 256x256 crops, batch 96, 90k / 10k / 400k iterations, ADADELTA.  About two
-    # months on four K80s in 2017; a single A100 would still need weeks.
-    "paper": dict(crop_size=256, batch_size=96, accumulate=1, width=1.0, t_c=90_000, t_d=10_000,
-                  t_joint=400_000, log_every=100, sample_every=2000, checkpoint_every=2000),
-    # One Colab GPU for an afternoon (about 3-4 hours on a T4, under 2 on an L4): the paper's
-    # networks at full width and 256 crops, micro-batches of 24 x 2 accumulated = 48 images per
-    # step, 8k / 1k / 3k iterations (~530k images).  Estimate from FLOPs: the completion network
-    # costs ~68 GFLOP per 256x256 image forward, ~200 training; a T4 sustains ~10-15 TFLOP/s
-    # with AMP, so ~50-70 images/s in phase 1 and ~35-45 in the joint phase.  It reaches a
-    # usable, somewhat blurry model on Places365 (MSE phase) and starts to sharpen in the joint
-    # phase; the paper's 500k iterations at batch 96 are ~90x more images.
-    "colab": dict(crop_size=256, batch_size=24, accumulate=2, width=1.0, t_c=8000, t_d=1000, t_joint=3000,
-                  log_every=50, sample_every=500, checkpoint_every=500),
-    # A laptop CPU in about 15 minutes (measured on a shared 2-core machine: see
-    # data/checkpoints/README.md): quarter width, 128 crops, holes [48, 64], local patch 64.
-    "cpu": dict(crop_size=128, batch_size=8, accumulate=1, width=0.25, t_c=2000, t_d=150, t_joint=450,
-                log_every=20, sample_every=200, checkpoint_every=200, num_workers=0),
-    # CI: a few iterations of every phase at 64x64 (holes [24, 32], local patch 32), < 1 minute.
-    "smoke": dict(crop_size=64, batch_size=4, accumulate=1, width=0.25, t_c=6, t_d=2, t_joint=4,
-                  log_every=2, sample_every=6, checkpoint_every=6, num_workers=0, n_samples=2),
-}
-
-
-def preset(name: str, **overrides) -> TrainConfig:
-    """A :class:`TrainConfig` from a named preset (``paper``, ``colab``, ``cpu``, ``smoke``) with
-    any field overridden, e.g. ``preset("cpu", discriminator="none", out_dir="runs/mse")``.
-
-    ``paper``
-        Section 3.4: 256x256 crops, batch 96, T_C = 90,000, T_D = 10,000, T_joint = 400,000,
-        ADADELTA, alpha = 0.0004.  The authors report two months on four K80 GPUs.
-    ``colab``
-        One Colab GPU for an afternoon.  The paper's full-width networks on 256x256 crops;
-        micro-batches of 24 accumulated twice (48 images per step; fits the 16 GB of a T4 with
-        mixed precision); 8,000 + 1,000 + 3,000 iterations, about 580,000 images.  Estimate from
-        FLOPs (there was no GPU to time it on): the completion network costs 65 GFLOP per
-        256x256 image forward (about 195 to train), the two discriminators 8; at the 8-10
-        TFLOP/s a T4 sustains on these dilated convolutions in float16 that is ~45 images/s in
-        phase 1 and ~30 in the joint phase, so **about 4 hours on a T4, about 2 on an L4**
-        (checkpoints every 500 iterations: a disconnect costs minutes, continue with
-        ``--resume``).  It reaches a usable, somewhat soft model on Places365 (the MSE phase
-        does most of the work) and starts to sharpen in the joint phase; the paper trains on
-        ~85x more images.
-    ``cpu``
-        A laptop in about 15 minutes: quarter-width networks, 128x128 crops (holes 48-64,
-        local patch 64), batch 8, 2,000 + 150 + 450 iterations.  Measured on this project's
-        2-core test machine when quiet: ~40 / 75 / 25 images/s in the three phases, so ~10
-        minutes (5-20x longer while others share the CPU).  Learns the bundled images;
-        blurry but real.
-    ``smoke``
-        CI: 64x64 crops (holes 24-32, local patch 32), batch 4, 6 + 2 + 4 iterations, every
-        phase runs, under a minute.
-    """
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields: {sorted(fields)}")
-    return TrainConfig(**{**PRESETS[name], "preset": name, **overrides})
+    def message(self) -> str:
+        if self.saved_iteration is None:
+            return (f"interrupted ({self.reason}) at iteration {self.iteration} before any checkpoint was "
+                    f"saved: nothing to resume, start again")
+        lost = self.iteration - self.saved_iteration
+        return (f"interrupted ({self.reason}) after iteration {self.iteration}: {self.checkpoint} holds iteration "
+                f"{self.saved_iteration}" + (f" ({lost} iterations will be repeated)" if lost > 0 else "")
+                + "; continue with --resume")
 
 
 @dataclass
@@ -266,39 +104,7 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a run: ``amp=True`` is float16 on CUDA and off elsewhere (on CPU,
-    float16 and bfloat16 *training* measured slower than float32: their convolutions fall back
-    to slow kernels); ``"float16"`` / ``"bfloat16"`` force that dtype on any device (so the CUDA
-    code path, loss scaling included, also runs on a CPU); ``False`` / ``"off"`` is float32."""
-    if amp is True or amp == "auto":
-        return torch.float16 if device.type == "cuda" else None
-    if amp is False or amp in ("off", "float32", None):
-        return None
-    if amp in ("float16", "bfloat16"):
-        return getattr(torch, amp)
-    raise ValueError(f"amp must be True, False, 'auto', 'off', 'float16' or 'bfloat16', got {amp!r}")
-
-
-def hole_masks(holes: list[Box], size: int) -> torch.Tensor:
-    """(N, 1, size, size) float masks, 1 inside each image's hole."""
-    return torch.from_numpy(np.stack([box_mask(h, size) for h in holes]))[:, None].float()
-
-
-def crop_boxes(images: torch.Tensor, boxes: list[Box]) -> torch.Tensor:
-    """Cut one box per image out of a batch (N, C, H, W): the local discriminator's patches."""
-    if len(boxes) != images.shape[0]:
-        raise ValueError(f"{len(boxes)} boxes for {images.shape[0]} images")
-    return torch.stack([images[i, :, b.top:b.top + b.height, b.left:b.left + b.width] for i, b in enumerate(boxes)])
-
-
-def make_optimizer(name: str, params, lr: float | None) -> torch.optim.Optimizer:
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=1.0 if lr is None else lr)
-    return torch.optim.Adam(params, lr=2e-4 if lr is None else lr, betas=(0.5, 0.999))
-
-
-class Trainer:
+class Trainer(TrainingSteps, RunState):
     """One training run.  Most users call :func:`train`; tests and notebooks may drive
     :meth:`step` themselves.  See the module docstring for the algorithm."""
 
@@ -359,6 +165,8 @@ class Trainer:
         self.elapsed = 0.0           # training seconds over all sessions of this run
         self._loader_iter = None
         self._in_step = False        # True while an iteration is half done (see run)
+        self._stop: str | None = None  # the signal that asked the loop to stop (see _stop_signals)
+        self._saved_iteration: int | None = None  # the iteration the checkpoint on disk holds
 
     # ------------------------------------------------------------------ multi-process hooks
     def wrap_model(self, module: torch.nn.Module) -> torch.nn.Module:
@@ -382,165 +190,52 @@ class Trainer:
                           pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
                           prefetch_factor=4 if workers > 0 else None)
 
-    # ------------------------------------------------------------------ batches and holes
-    def holes(self, iteration: int, micro: int, n: int) -> tuple[list[Box], list[Box], list[Box]]:
-        """Holes ``M_c``, their local boxes and the real images' boxes for this rank's ``n``
-        images of one micro-batch: a pure function of ``(seed, iteration, micro, rank)``.
-        They are drawn for the whole micro-batch (``n x world_size`` images) and each rank keeps
-        its images' share, so every rank gets different holes and the holes do not depend on
-        the number of processes (:func:`glcic_lib.distributed.share`)."""
-        cfg = self.config
-        ws = self.world_size
-        rng = np.random.default_rng([cfg.seed, 7, iteration, micro, 0])
-        holes = [sample_hole(cfg.crop_size, cfg.hole_range, rng) for _ in range(n * ws)]
-        boxes = [local_box(h, cfg.local_size, cfg.crop_size) for h in holes]
-        if cfg.real_patch == "same":
-            real = list(boxes)
-        else:
-            real = [random_box(cfg.local_size, cfg.crop_size, cfg.hole_range, rng) for _ in range(n * ws)]
-        if ws > 1:
-            holes, boxes, real = (distributed.share(v, self.rank, ws) for v in (holes, boxes, real))
-        return holes, boxes, real
-
-    def make_micro(self, batch: dict, iteration: int, micro: int) -> dict:
-        """A loaded batch on the device with its masks and boxes."""
-        images = batch["image"]
-        n, size = images.shape[0], self.config.crop_size
-        holes, boxes, real = self.holes(iteration, micro, n)
-        mask = hole_masks(holes, size)
-        if self.device.type == "cuda":
-            mask = mask.pin_memory()
-        x = to_float(images.to(self.device, non_blocking=True))
-        mask = mask.to(self.device, non_blocking=True)
-        if self.channels_last:
-            x, mask = x.contiguous(memory_format=torch.channels_last), mask.contiguous(memory_format=torch.channels_last)
-        self.skipped += int(torch.as_tensor(batch.get("skipped", 0)).sum())
-        return {"image": x, "mask": mask, "holes": holes, "box": boxes, "real_box": real}
-
-    def next_micros(self, iteration: int) -> list[dict]:
-        if self._loader_iter is None:
-            self._loader_iter = iter(self.build_loader(iteration))
-        return [self.make_micro(next(self._loader_iter), iteration, m) for m in range(self.config.accumulate)]
-
-    # ------------------------------------------------------------------ losses
-    def discriminate(self, images: torch.Tensor, boxes: list[Box]) -> torch.Tensor:
-        """Discriminator logits for whole images and their local patches at ``boxes``."""
-        return self.d_net(images, crop_boxes(images, boxes))
-
-    def complete_micro(self, micro: dict) -> torch.Tensor:
-        """The completion network's output on one micro-batch (with its graph)."""
-        with autocast(self.device, self.use_amp, self.amp_dtype):
-            return self.c_net(micro["image"], micro["mask"])
-
-    def generator_losses(self, micro: dict, adversarial: bool = True, output: torch.Tensor | None = None) -> dict:
-        """The completion network's losses on one micro-batch: ``mse``, ``adv`` (None without a
-        discriminator or with ``adversarial=False``) and ``loss`` = ``mse + alpha * adv``
-        (tensors with graphs).  ``output``: the network's output on this micro-batch when it was
-        already computed with its graph (the joint phase shares one forward pass with D's step)."""
-        x, m = micro["image"], micro["mask"]
-        out = self.complete_micro(micro) if output is None else output
-        mse = losses.masked_mse(out, x, m)
-        if not adversarial or self.d_net is None:
-            return {"mse": mse, "adv": None, "loss": mse, "output": out}
-        completed = paste(out, x, m)
-        trained = [p for p in self.discriminator.parameters() if p.requires_grad]
-        for p in trained:   # gradients flow *through* D, not *into* it
-            p.requires_grad_(False)
-        try:
-            with autocast(self.device, self.use_amp, self.amp_dtype):
-                # the unwrapped D, not its DDP wrapper, which would wait for D gradients that never come
-                logits = self.discriminator(completed, crop_boxes(completed, micro["box"]))
-        finally:
-            for p in trained:   # only these: the biases before batch norm stay frozen (see models.Block)
-                p.requires_grad_(True)
-        adv = losses.generator_loss(logits, saturating=self.config.saturating_gan)
-        return {"mse": mse, "adv": adv, "loss": losses.joint_loss(mse, adv, self.config.alpha), "output": out}
-
-    def discriminator_losses(self, micro: dict, output: torch.Tensor) -> dict:
-        """BCE of the discriminator: real (x, real boxes) vs completed (paste(output), hole boxes)."""
-        x, m = micro["image"], micro["mask"]
-        completed = paste(output.detach(), x, m)
-        with autocast(self.device, self.use_amp, self.amp_dtype):
-            fake = self.discriminate(completed, micro["box"])
-            real = self.discriminate(x, micro["real_box"])
-        return {"d_loss": losses.discriminator_loss(real, fake),
-                "d_real": torch.sigmoid(real.float()).mean(), "d_fake": torch.sigmoid(fake.float()).mean()}
-
-    # ------------------------------------------------------------------ one iteration
-    def _step(self, opt, scaler):
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
-
-    def update_completion(self, micros: list[dict], adversarial: bool,
-                          outputs: list[torch.Tensor] | None = None) -> dict:
-        """One step of the completion network: MSE (phase 1), or MSE + alpha * GAN (phase 3).
-        ``outputs``: the network's outputs on ``micros``, already computed in training mode."""
-        self.completion.train()
-        logs = {"mse": 0.0, "g_adv": 0.0}
-        for i, micro in enumerate(micros):
-            parts = self.generator_losses(micro, adversarial, None if outputs is None else outputs[i])
-            self.scaler_c.scale(parts["loss"] / len(micros)).backward()
-            logs["mse"] += float(parts["mse"].detach()) / len(micros)
-            if parts["adv"] is not None:
-                logs["g_adv"] += float(parts["adv"].detach()) / len(micros)
-        self._step(self.opt_c, self.scaler_c)
-        if not adversarial or self.d_net is None:
-            logs.pop("g_adv")
-        return logs
-
-    def update_discriminator(self, micros: list[dict], freeze_completion: bool,
-                             outputs: list[torch.Tensor] | None = None) -> dict:
-        """One step of the discriminators on real vs completed images (C not updated).
-        ``outputs``: the completion network's outputs on ``micros`` when already computed."""
-        if freeze_completion:
-            self.completion.eval()   # phase 2: C is fixed, batch-norm statistics included
-        else:
-            self.completion.train()
-        logs = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
-        if freeze_completion:   # phase 2 logs C's (fixed) MSE; in phase 3 C's own step reports it
-            logs["mse"] = 0.0
-        for i, micro in enumerate(micros):
-            if outputs is not None:
-                out = outputs[i].detach()
-            else:
-                with torch.no_grad():
-                    out = self.complete_micro(micro)
-            parts = self.discriminator_losses(micro, out)
-            self.scaler_d.scale(parts["d_loss"] / len(micros)).backward()
-            for k in ("d_loss", "d_real", "d_fake"):
-                logs[k] += float(parts[k].detach()) / len(micros)
-            if freeze_completion:
-                logs["mse"] += float(losses.masked_mse(out, micro["image"], micro["mask"])) / len(micros)
-        self._step(self.opt_d, self.scaler_d)
-        return logs
-
-    def step(self, iteration: int, micros: list[dict] | None = None) -> dict:
-        """Run 0-based ``iteration`` of the schedule (its phase follows from the config)."""
-        phase = self.config.phase_at(iteration)
-        micros = micros if micros is not None else self.next_micros(iteration)
-        if phase == "completion" or self.d_net is None:
-            logs = self.update_completion(micros, adversarial=False)
-        elif phase == "discriminator":
-            logs = self.update_discriminator(micros, freeze_completion=True)
-        elif len(micros) == 1:
-            # one forward pass of C serves both steps: D learns on its detached output, then C's
-            # loss goes through the just-updated D (same maths as two passes, ~15% less work)
-            self.completion.train()
-            outputs = [self.complete_micro(micros[0])]
-            logs = self.update_discriminator(micros, freeze_completion=False, outputs=outputs)
-            logs.update(self.update_completion(micros, adversarial=True, outputs=outputs))
-        else:   # accumulation: one graph at a time, so memory stays that of one micro-batch
-            logs = self.update_discriminator(micros, freeze_completion=False)
-            logs.update(self.update_completion(micros, adversarial=True))
-        return {"phase": phase, **logs}
-
     # ------------------------------------------------------------------ the loop
+    @contextlib.contextmanager
+    def _stop_signals(self):
+        """While the loop runs, Ctrl-C (SIGINT, also a notebook's stop button) and SIGTERM (what
+        a scheduler or ``kill`` sends) only *ask* it to stop: it finishes the current iteration,
+        saves a checkpoint of it and raises :class:`TrainingInterrupted`.  A second signal stops
+        at once (the checkpoint then holds the last complete iteration saved).  Only in the
+        main thread (Python delivers signals there); elsewhere nothing changes."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def ask(signum, frame):
+            name = signal.Signals(signum).name
+            if self._stop is not None:
+                raise KeyboardInterrupt(f"{name} again: stopping now")
+            self._stop = name
+            if self.is_main:
+                print(f"\n{name}: stopping after iteration {self.iteration + int(self._in_step)} and saving it "
+                      f"(send it again to stop at once)", flush=True)
+
+        previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _stop_requested(self) -> bool:
+        """Whether any process was asked to stop (all processes stop at the same iteration)."""
+        flag = self._stop is not None
+        if self.world_size > 1:
+            flag = distributed.mean_across_ranks({"stop": float(flag)})["stop"] > 0
+            self._stop = self._stop or ("a signal to another process" if flag else None)
+        return flag
+
     def run(self, resume: bool = False, overwrite: bool = False) -> TrainResult:
+        with self._stop_signals():
+            return self._run(resume, overwrite)
+
+    def _run(self, resume: bool, overwrite: bool) -> TrainResult:
         cfg = self.config
         ckpt_path = self.out_dir / CHECKPOINT
         if resume:
             self.load(ckpt_path)
+            self._saved_iteration = self.iteration
         elif ckpt_path.exists() and not overwrite:
             raise CheckpointError(f"{self.out_dir} already holds a run ({ckpt_path.name}); pass resume=True "
                                   f"(--resume) to continue it or overwrite=True (--overwrite) to start again")
@@ -589,15 +284,18 @@ class Trainer:
                     self.write_samples()
                 if self.iteration % cfg.checkpoint_every == 0 or done:
                     self.save(ckpt_path)
-        except KeyboardInterrupt:
+                if not done and self._stop_requested():
+                    raise KeyboardInterrupt(self._stop)
+        except KeyboardInterrupt as e:
             # Between iterations the state is consistent: save it so that --resume continues here.
             # In the middle of one (a network stepped, its partner not yet) it is not: keep the
-            # last periodic checkpoint instead, and --resume repeats the lost iterations exactly.
-            if not self._in_step:
+            # last saved checkpoint instead, and --resume repeats the lost iterations exactly.
+            if not self._in_step and self._saved_iteration != self.iteration:
                 self.save(ckpt_path)
             if bar is not None:
                 bar.close()
-            raise
+            reason = self._stop or (str(e) if str(e) else "KeyboardInterrupt")
+            raise TrainingInterrupted(self.iteration, self._saved_iteration, ckpt_path, reason) from None
         if bar is not None:
             bar.close()
         return TrainResult(ckpt_path, list(self.history), self.out_dir, self.skipped, self.elapsed)
@@ -648,79 +346,6 @@ class Trainer:
         rows = [torch.cat([h, o, x], dim=2) for h, o, x in zip(holed, out, b["image"])]
         grid = torch.cat(rows, dim=1).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
         return write_image(self.out_dir / "samples" / f"iter_{self.iteration:06d}.png", grid)
-
-    # ------------------------------------------------------------------ checkpoints
-    def train_state(self) -> dict:
-        state = {
-            "iteration": self.iteration,
-            "phase": self.config.phase_at(min(self.iteration, self.config.total - 1)),
-            "config": self.config.to_dict(),
-            "opt_c": self.opt_c.state_dict(),
-            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
-            "scaler_c": self.scaler_c.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
-            "history": self.history,
-            "skipped": self.skipped,
-            "elapsed": self.elapsed,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-        }
-        return state
-
-    def save(self, path: str | Path) -> Path | None:
-        """Write the checkpoint atomically (rank 0 only)."""
-        if not self.is_main:
-            return None
-        meta = {"preset": self.config.preset, "iteration": self.iteration, "data_dir": str(self.data_root),
-                "note": "glcic_lib training run"}
-        return save_checkpoint(path, self.completion, self.discriminator, self.train_state(), meta)
-
-    def load(self, path: str | Path) -> None:
-        """Restore a run from its checkpoint; a missing, corrupt or mismatched one is a CheckpointError."""
-        path = Path(path)
-        if not path.exists():
-            raise CheckpointError(f"nothing to resume: {path} does not exist (start without --resume)")
-        ckpt = read_checkpoint(path)
-        state = ckpt.get("train_state")
-        if not state:
-            raise CheckpointError(f"{path} holds no training state (optimisers, iteration): it cannot be resumed")
-        saved = state.get("config", {})
-        mine = self.config.to_dict()
-        for key in RESUME_MUST_MATCH:
-            a, b = saved.get(key), mine[key]
-            if isinstance(a, list):
-                a = tuple(a)
-            if a != b:
-                raise CheckpointError(f"cannot resume {path}: it was trained with {key}={a!r} but this run has "
-                                      f"{key}={b!r}")
-        _load_state(self.completion, ckpt["completion"], "completion network", path)
-        self.completion.input_mode = ckpt["completion"].get("config", {}).get("input_mode", self.completion.input_mode)
-        if self.discriminator is not None:
-            if not ckpt.get("discriminator"):
-                raise CheckpointError(f"cannot resume {path}: it has no discriminator")
-            _load_state(self.discriminator, ckpt["discriminator"], "discriminator", path)
-        try:
-            self.opt_c.load_state_dict(state["opt_c"])
-            if self.opt_d is not None:
-                self.opt_d.load_state_dict(state["opt_d"])
-            self.scaler_c.load_state_dict(state["scaler_c"])
-            self.scaler_d.load_state_dict(state["scaler_d"])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise CheckpointError(f"cannot resume {path}: optimiser state does not fit ({e})") from e
-        self.iteration = int(state["iteration"])
-        self.history = [h for h in state.get("history", []) if h["iteration"] <= self.iteration]
-        self.skipped = int(state.get("skipped", 0))
-        self.elapsed = float(state.get("elapsed", 0.0))
-        rng = state.get("rng") or {}
-        if rng.get("torch") is not None:
-            torch.set_rng_state(rng["torch"])
-        if rng.get("numpy") is not None:
-            np.random.set_state(rng["numpy"])
-        if rng.get("python") is not None:
-            random.setstate(rng["python"])
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self._loader_iter = None
 
 
 def train(config: TrainConfig, resume: bool = False, callbacks: Iterable[Callable[[dict], None]] = (),
@@ -845,8 +470,9 @@ def main(args: argparse.Namespace) -> int:
     cfg = preset(args.preset, data_dir=args.data, out_dir=args.out, **overrides)
     try:
         result = train(cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
-    except KeyboardInterrupt:
-        print("interrupted: checkpoint saved; continue with --resume")
+    except TrainingInterrupted as e:
+        if distributed.env_info().is_main:
+            print(e.message())
         return 130
     last = result.history[-1] if result.history else {}
     if not distributed.env_info().is_main:   # under torchrun only rank 0 reports

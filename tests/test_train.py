@@ -161,13 +161,15 @@ def test_local_boxes_surround_the_holes_and_real_patches_are_documented(images, 
 
 def test_adversarial_term_reaches_the_completion_network(joint_trainer):
     tr, micro = joint_trainer
+    flags = [p.requires_grad for p in tr.discriminator.parameters()]
     parts = tr.generator_losses(micro)
     parts["adv"].backward()
     grads = [p.grad for p in tr.completion.parameters()]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
     # ... through the discriminator, which itself receives no gradient from the completion step
     assert all(p.grad is None for p in tr.discriminator.parameters())
-    assert all(p.requires_grad for p in tr.discriminator.parameters())
+    # D's trainable parameters are trainable again, and the biases before batch norm stay frozen
+    assert [p.requires_grad for p in tr.discriminator.parameters()] == flags and any(flags) and not all(flags)
     # and the joint loss really contains it, weighted by alpha
     assert parts["loss"].item() == pytest.approx(parts["mse"].item() + 0.0004 * parts["adv"].item(), rel=1e-6)
 
@@ -233,16 +235,94 @@ def test_an_interrupt_inside_an_iteration_keeps_the_last_consistent_checkpoint(i
     cfg = tiny(images, tmp_path, t_c=4, t_d=0, t_joint=0, checkpoint_every=2)
     original = Trainer.update_completion
 
-    def half_done(self, micros, adversarial):
+    def half_done(self, micros, adversarial, outputs=None):
         if self.iteration == 3:        # C has not stepped yet, but the interrupt lands mid-iteration
             raise KeyboardInterrupt
-        return original(self, micros, adversarial)
+        return original(self, micros, adversarial, outputs)
 
     monkeypatch.setattr(Trainer, "update_completion", half_done)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False)
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert saved["train_state"]["iteration"] == 2      # the periodic one, not a half-done iteration 3
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_mid_iteration_finishes_it_saves_it_and_says_which(images, tmp_path, monkeypatch, sig):
+    """Ctrl-C / SIGTERM inside an iteration: the loop completes that iteration, saves *it*
+    (not the older periodic checkpoint) and raises TrainingInterrupted naming the iteration."""
+    import os
+    import signal
+
+    from glcic_lib.train import TrainingInterrupted
+
+    cfg = tiny(images, tmp_path, t_c=6, t_d=0, t_joint=0, checkpoint_every=100)
+    original = Trainer.update_completion
+
+    def signalled(self, micros, adversarial, outputs=None):
+        if self.iteration == 2:        # iteration 3 is half done when the signal arrives
+            os.kill(os.getpid(), getattr(signal, sig))
+        return original(self, micros, adversarial, outputs)
+
+    monkeypatch.setattr(Trainer, "update_completion", signalled)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(cfg, progress=False)
+    assert signal.getsignal(signal.SIGTERM) is before          # handlers restored
+    e = info.value
+    assert (e.iteration, e.saved_iteration, e.reason) == (3, 3, sig)
+    assert f"after iteration 3: {e.checkpoint} holds iteration 3; continue with --resume" in str(e)
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert saved["train_state"]["iteration"] == 3
+    monkeypatch.setattr(Trainer, "update_completion", original)
+    assert train(cfg, resume=True, progress=False).history[-1]["iteration"] == 6
+
+
+def test_a_second_signal_stops_at_once_and_says_nothing_was_saved(images, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from glcic_lib.train import TrainingInterrupted
+
+    cfg = tiny(images, tmp_path, t_c=6, t_d=0, t_joint=0, checkpoint_every=100)
+    original = Trainer.update_completion
+
+    def impatient(self, micros, adversarial, outputs=None):
+        if self.iteration == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)   # the second one raises here, mid-iteration
+        return original(self, micros, adversarial, outputs)
+
+    monkeypatch.setattr(Trainer, "update_completion", impatient)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(cfg, progress=False)
+    assert info.value.saved_iteration is None and info.value.iteration == 1
+    assert "before any checkpoint was saved: nothing to resume" in str(info.value)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_the_command_line_reports_the_saved_iteration_on_sigterm(images, tmp_path):
+    """``glcic train`` killed with SIGTERM: exit 130 and one line naming the saved iteration."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "glcic_lib", "train", "--preset", "smoke", "--data", str(images), "--out", str(out),
+           "--iterations", "400", "0", "0", "--log-every", "1", "--checkpoint-every", "1000", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    history = out / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (history.exists() and history.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, text
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)["train_state"]["iteration"]
+    assert 2 <= saved < 400
+    assert f"interrupted (SIGTERM) after iteration {saved}: " in text and f"holds iteration {saved}" in text
+    assert "Traceback" not in text
 
 
 def test_existing_runs_are_not_overwritten_by_accident(images, tmp_path):
