@@ -231,7 +231,7 @@ def _fetch(url: str, target: Path, timeout: float, progress: bool, md5: str | No
                         from .torch7 import _sniff
 
                         what = _sniff(head + chunk[4:64])
-                        raise ValueError(f"the server did not send a Torch7 file"
+                        raise ValueError("the server did not send a Torch7 file"
                                          + (f" but {what}" if what else f" (it starts with {head!r})"))
                 out.write(chunk)
                 digest.update(chunk)
