@@ -496,28 +496,6 @@ def test_overlay_stays_visible_on_an_image_of_the_tint_colour():
     assert np.array_equal(out[far], red[far])      # pixels away from the holes are untouched
 
 
-def test_painter_compile_option_reuses_one_compiled_network(small_model, monkeypatch):
-    """compile=True: every Complete on the painter's image runs the same cached compiled network
-    (torch.compile replaced by a recording stand-in: no compiling in the tests)."""
-    import torch
-
-    from glcic_lib import inpaint
-
-    compiled = []
-    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(module) or module)
-    model = make_model(0.125, seed=11)
-    img = image(24, 32, seed=2)
-    p = MaskPainter(img, model=model, compile=True)
-    p.rect(4, 4, 14, 12)
-    first = p.complete(postprocess=False)
-    p.ellipse(16, 10, 28, 20)
-    second = p.complete(postprocess=False)
-    assert len(compiled) == 1 and compiled[0] is inpaint.inference_model(model, "cpu")
-    np.testing.assert_array_equal(first.completed, complete(model, img, first.mask))
-    np.testing.assert_array_equal(second.completed, complete(model, img, second.mask))
-    assert MaskPainter(img, model=model).compile is False
-
-
 def test_painter_compile_option_reuses_one_compiled_network(monkeypatch):
     """compile=True: every Complete on the painter's image runs the same cached compiled network
     (torch.compile replaced by a recording stand-in: no compiling in the tests)."""
