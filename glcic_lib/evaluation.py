@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from .imageio import hole_mask
-from .metrics import HIGHER_IS_BETTER, METRIC_NAMES, UNITS, all_metrics, seam
+from .metrics import GT_REFERENCE, HIGHER_IS_BETTER, METRIC_NAMES, UNITS, all_metrics, detail, seam
 
 #: ``cv2.inpaint`` radius of the baselines: the neighbourhood (in pixels) each newly filled
 #: pixel averages over.  3 is OpenCV's documented example value; the post-processing uses 1,
@@ -41,9 +41,13 @@ from .metrics import HIGHER_IS_BETTER, METRIC_NAMES, UNITS, all_metrics, seam
 BASELINE_RADIUS = 3
 #: Baseline name -> OpenCV flag.
 BASELINES = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
-#: The metrics the bar chart shows by default (the hole metrics and the seam).
-PLOT_METRICS = ("l1_hole", "psnr_hole", "ssim_hole", "seam")
+#: The metrics the bar chart shows by default (the hole metrics, the seam and the detail ratio).
+PLOT_METRICS = ("l1_hole", "psnr_hole", "ssim_hole", "seam", "detail")
+#: Per-row numbers beside the metrics: the ground truth's own seam and detail on the same holes.
+REFERENCE_NAMES = tuple(f"{k}_gt" for k in GT_REFERENCE)
 _POST_SUFFIX = "+post"
+#: Table arrows: higher is better, lower is better, closest to the ground truth's level is best.
+_ARROWS = {True: "↑", False: "↓", None: "→gt"}
 
 
 # --------------------------------------------------------------------------- methods
@@ -149,8 +153,9 @@ class EvalResult:
     """Per-image rows and their summary.
 
     ``rows``: one dict per (image, method) with ``image``, ``method``, every metric of
-    :data:`glcic_lib.metrics.METRIC_NAMES`, ``seam_gt`` (the seam measure of the ground truth
-    on the same hole: the level a perfect completion would reach) and ``seconds``.
+    :data:`glcic_lib.metrics.METRIC_NAMES`, ``seam_gt`` and ``detail_gt`` (the seam and detail
+    measures of the ground truth on the same holes: the levels a perfect completion would
+    reach) and ``seconds``.  Results saved before a metric existed read it back as NaN.
     ``images``: name -> ``{"target", "mask", <method>: completed}`` (uint8), for figures.
     """
 
@@ -171,7 +176,7 @@ class EvalResult:
         """The per-image values of one metric for one method (in image order)."""
         if method not in self.methods:
             raise KeyError(f"no method {method!r} in this result; it has {self.methods}")
-        return np.array([r[metric] for r in self.rows if r["method"] == method], dtype=np.float64)
+        return np.array([r.get(metric, math.nan) for r in self.rows if r["method"] == method], dtype=np.float64)
 
     @property
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -183,7 +188,7 @@ class EvalResult:
         out = {}
         for m in self.methods:
             out[m] = {}
-            for k in METRIC_NAMES + ("seam_gt", "seconds"):
+            for k in METRIC_NAMES + REFERENCE_NAMES + ("seconds",):
                 v = self.values(m, k)
                 v = v[np.isfinite(v)]
                 out[m][k] = ({"mean": float(v.mean()), "std": float(v.std()), "median": float(np.median(v)),
@@ -213,7 +218,7 @@ class EvalResult:
         """A Markdown table: one row per method, ``mean ± std`` over images per metric."""
         metrics = list(metrics)
         s = self.summary
-        arrows = {k: ("↑" if HIGHER_IS_BETTER[k] else "↓") for k in metrics if k in HIGHER_IS_BETTER}
+        arrows = {k: _ARROWS[HIGHER_IS_BETTER[k]] for k in metrics if k in HIGHER_IS_BETTER}
         head = "| method | " + " | ".join(f"{k} {arrows.get(k, '')}".strip() for k in metrics) + " |"
         lines = [head, "|" + "---|" * (len(metrics) + 1)]
         for m in self.methods:
@@ -230,7 +235,7 @@ class EvalResult:
         """Per-image rows as CSV (one line per image and method)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fields = ["image", "method", *METRIC_NAMES, "seam_gt", "seconds"]
+        fields = ["image", "method", *METRIC_NAMES, *REFERENCE_NAMES, "seconds"]
         with open(path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
@@ -332,10 +337,10 @@ def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: st
             t0 = time.perf_counter()
             outputs[b] = opencv_inpaint(image, hole, b)
             seconds[b] = time.perf_counter() - t0
-        seam_gt = seam(image, hole)
+        reference = {"seam_gt": seam(image, hole), "detail_gt": detail(image, hole)}
         for m in methods:
             rows.append({"image": item_name, "method": m, **all_metrics(outputs[m], image, hole),
-                         "seam_gt": seam_gt, "seconds": seconds[m]})
+                         **reference, "seconds": seconds[m]})
         if keep_images:
             images[item_name] = {"target": image, "mask": hole, **outputs}
     meta = {"n_images": len(items), "baseline_radius": BASELINE_RADIUS, "size": size}
@@ -415,15 +420,17 @@ def plot_metrics(result: EvalResult, metrics: Iterable[str] = PLOT_METRICS, meth
             v = result.values(m, k)
             v = v[np.isfinite(v)]
             ax.scatter(i + rng.uniform(-0.18, 0.18, v.size), v, s=8, color="k", zorder=3)
-        if k == "seam":
-            gt = s[methods[0]]["seam_gt"]["mean"]
-            ax.axhline(gt, color="k", ls="--", lw=1, label="ground truth")
-            ax.legend(fontsize=7)
+        if k in GT_REFERENCE:
+            gt = s[methods[0]][f"{k}_gt"]["mean"]
+            if np.isfinite(gt):
+                ax.axhline(gt, color="k", ls="--", lw=1, label="ground truth")
+                ax.legend(fontsize=7)
         ax.set_xticks(x)
         ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=8)
         unit = UNITS.get(k, "")
         ax.set_ylabel(f"{k}" + (f" ({unit})" if unit else ""))
-        ax.set_title(f"{k} ({'higher' if HIGHER_IS_BETTER.get(k, True) else 'lower'} is better)", fontsize=9)
+        better = {True: "higher is better", False: "lower is better", None: "ground truth's level is best"}
+        ax.set_title(f"{k} ({better[HIGHER_IS_BETTER.get(k, True)]})", fontsize=9)
     fig.suptitle(f"Mean over {len(result.image_names)} held-out images; error bar = std, dots = images",
                  fontsize=10)
     fig.tight_layout()

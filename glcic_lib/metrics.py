@@ -10,7 +10,13 @@ Why several numbers?  Completion has no single right answer: a plausible but dif
 texture scores badly on L1 and PSNR (they compare pixel by pixel with the one ground truth),
 SSIM rewards matching local structure (mean, contrast, correlation in small windows), and
 none of them sees the thing post-processing fixes, a visible *seam* along the hole border.
-:func:`seam` measures exactly that, without needing the ground truth.
+:func:`seam` measures exactly that, without needing the ground truth.  And L1, PSNR and SSIM
+all *reward blur*: when the network cannot know the texture, the average of all plausible
+textures (a smooth fill) is closest to the truth on average.  :func:`detail` measures what
+they miss: is the hole as textured as its surroundings?  It is the ratio of gradient energy
+inside the hole to the gradient energy in a ring around it, in octaves (log2: 0 = as much,
+-1 = half as much); a blurry fill scores well below the ground truth's own value, a sharp
+plausible texture close to it.
 
 PSNR and SSIM come from scikit-image (:func:`skimage.metrics.peak_signal_noise_ratio`,
 :func:`skimage.metrics.structural_similarity`), a well-tested library, rather than being
@@ -39,13 +45,25 @@ SSIM_SETTINGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance"
 SSIM_MIN_SIDE = 11
 
 #: The names of the numbers :func:`all_metrics` returns, in table order.
-METRIC_NAMES = ("l1_hole", "psnr_hole", "ssim_hole", "l1", "psnr", "ssim", "seam")
-#: Which direction is better for each metric (for tables and figures).
+METRIC_NAMES = ("l1_hole", "psnr_hole", "ssim_hole", "l1", "psnr", "ssim", "seam", "detail")
+#: Which direction is better for each metric (for tables and figures).  ``None``: neither;
+#: the best value is the ground truth's own (``detail``: as textured as the real image, no
+#: more, no less), which results report as ``<metric>_gt`` (:data:`GT_REFERENCE`).
 HIGHER_IS_BETTER = {"l1_hole": False, "psnr_hole": True, "ssim_hole": True,
-                    "l1": False, "psnr": True, "ssim": True, "seam": False}
+                    "l1": False, "psnr": True, "ssim": True, "seam": False, "detail": None}
+#: Metrics whose value on the ground truth itself is a reference level, computed with the same
+#: holes: a perfect completion scores exactly that (``seam_gt``, ``detail_gt``).
+GT_REFERENCE = ("seam", "detail")
 #: Units, for axis labels.
 UNITS = {"l1_hole": "grey levels", "psnr_hole": "dB", "ssim_hole": "", "l1": "grey levels",
-         "psnr": "dB", "ssim": "", "seam": "grey levels"}
+         "psnr": "dB", "ssim": "", "seam": "grey levels", "detail": "log2 hole/ring"}
+#: Width in pixels of the ring of known pixels around the holes that :func:`detail` compares with.
+DETAIL_RING = 16
+#: Added to both gradient energies of :func:`detail` (grey levels squared): a flat hole in flat
+#: surroundings scores 0 (a ratio of 1), not log 0/0, and noise of a level or so is not texture.
+DETAIL_EPS = 1.0
+#: Luma weights (ITU-R BT.601) of the grey image :func:`detail` differentiates.
+_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 # --------------------------------------------------------------------------- input checks
@@ -198,6 +216,65 @@ def seam(image, mask) -> float:
     return float(np.abs(values).mean())
 
 
+def _gradient_energy(grey: np.ndarray, region: np.ndarray) -> tuple[float, int]:
+    """Sum of squared forward differences (horizontal and vertical) between two pixels that are
+    both in ``region``, and how many such differences there are."""
+    total, count = 0.0, 0
+    for axis in (0, 1):
+        d = np.diff(grey, axis=axis)
+        both = region[1:, :] & region[:-1, :] if axis == 0 else region[:, 1:] & region[:, :-1]
+        total += float((d[both] ** 2).sum())
+        count += int(both.sum())
+    return total, count
+
+
+def detail_energies(image, mask, ring: int = DETAIL_RING) -> tuple[float, float]:
+    """``(hole, ring)``: the mean squared gradient of the grey (luma) image inside the holes and in
+    the ring of known pixels at most ``ring`` pixels (Euclidean) away from them, in grey levels
+    squared per pixel step.  Only steps between two pixels of the same region count, so the
+    step *across* the hole border (the seam) is in neither."""
+    from scipy.ndimage import distance_transform_edt
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"detail expects a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
+    if not isinstance(ring, (int, np.integer)) or ring < 1:
+        raise ValueError(f"ring must be a positive number of pixels, got {ring!r}")
+    hole = _check_mask(mask, image.shape)
+    if hole.all():
+        raise ValueError("the mask covers the whole image: there is no ring of known pixels to compare with")
+    grey = image.astype(np.float64) @ _LUMA
+    near = ~hole & (distance_transform_edt(~hole) <= ring)
+    (e_hole, n_hole), (e_ring, n_ring) = _gradient_energy(grey, hole), _gradient_energy(grey, near)
+    if n_hole == 0:
+        raise ValueError("the holes are single pixels: there is no gradient inside them to measure")
+    if n_ring == 0:
+        raise ValueError("no two neighbouring known pixels around the holes: the ring is empty")
+    return e_hole / n_hole, e_ring / n_ring
+
+
+def detail(image, mask, ring: int = DETAIL_RING, eps: float = DETAIL_EPS) -> float:
+    """Texture inside the holes relative to their surroundings: a measure that does not reward blur.
+
+    ``detail = log2((E_hole + eps) / (E_ring + eps))``, where ``E`` is the mean squared
+    gradient of the grey image (:func:`detail_energies`) inside the holes and in the ring of
+    known pixels up to ``ring`` pixels around them.  0 means the hole is exactly as textured
+    as its surroundings, -1 half as much gradient energy, -3 an eighth; a constant fill goes
+    to ``log2(eps / (E_ring + eps))`` (very negative), noise pasted into a smooth region far
+    above 0.  The logarithm makes a mean over images a geometric mean of the ratios, so one
+    image with a nearly flat ring cannot dominate it.  Real images are not uniform, so the
+    value to compare with is the ground truth's own ``detail`` on the same holes
+    (``detail_gt`` in evaluation results): a completion close to it has the right amount of
+    texture, which PSNR and SSIM cannot tell (they prefer the blurry fill).
+
+    Like :func:`seam`, it looks at the completed image alone; the ground truth only gives the
+    reference level.  It does not say whether the texture is the *right* one: read it next to
+    PSNR/SSIM, and look at the images.
+    """
+    e_hole, e_ring = detail_energies(image, mask, ring)
+    return float(np.log2((e_hole + eps) / (e_ring + eps)))
+
+
 def all_metrics(output, target, mask) -> dict[str, float]:
     """Every metric of :data:`METRIC_NAMES` for one completed image (seam of ``output``).
 
@@ -209,5 +286,5 @@ def all_metrics(output, target, mask) -> dict[str, float]:
     return {
         "l1_hole": l1(output, target, hole), "psnr_hole": psnr(output, target, hole),
         "ssim_hole": float(ssim_full[hole].mean()), "l1": l1(output, target), "psnr": psnr(output, target),
-        "ssim": mean_ssim, "seam": seam(output, hole),
+        "ssim": mean_ssim, "seam": seam(output, hole), "detail": detail(output, hole),
     }

@@ -134,3 +134,64 @@ def test_bad_inputs_are_named():
     thin[np.arange(5, 20), np.arange(5, 20)] = True  # a diagonal line: no edge has two hole pixels
     with pytest.raises(ValueError, match="at least 2 pixels wide"):
         metrics.seam(img, thin)
+
+
+# --------------------------------------------------------------------------- detail (gradient-energy ratio)
+def _grey_stripes(h=48, w=48, hole_slope=4, ring_slope=2):
+    """Grey image: horizontal ramp of ``ring_slope`` levels per pixel outside the central box,
+    ``hole_slope`` inside it (x-differences only; every row is the same, so y-differences are 0)."""
+    x = np.arange(w, dtype=np.float64)
+    out = np.tile(40 + ring_slope * x, (h, 1))
+    box = _box(h, w, 16, 32, 16, 32)
+    inner = np.tile(40 + hole_slope * (x - 16), (h, 1))
+    out[box] = inner[box]
+    return np.repeat(out[..., None], 3, axis=2).round().astype(np.uint8), box
+
+
+def test_detail_is_the_ratio_of_mean_squared_gradients_computed_by_hand():
+    img, box = _grey_stripes(hole_slope=4, ring_slope=2)
+    e_hole, e_ring = metrics.detail_energies(img, box, ring=4)
+    # x-steps are the slope, y-steps 0; the counts: hole 16 rows x 15 x-steps + 15 x 16 y-steps
+    assert e_hole == pytest.approx(16 * 15 * 16 / (16 * 15 * 2))
+    assert e_ring == pytest.approx(4 * 0.5)  # half the steps are slope 2 (x), half 0 (y): a 4-px ring
+    assert metrics.detail(img, box, ring=4, eps=0) == pytest.approx(np.log2(e_hole / e_ring))   # 2 octaves
+    assert metrics.detail(img, box, ring=4) == pytest.approx(np.log2((8 + 1) / (2 + 1)))
+
+
+def test_detail_ignores_the_step_across_the_hole_border():
+    flat = np.full((40, 40, 3), 100, np.uint8)
+    box = _box(40, 40, 10, 30, 10, 30)
+    pasted = flat.copy()
+    pasted[box] = 180   # a huge seam, but flat on both sides
+    assert metrics.detail(pasted, box) == pytest.approx(0.0)
+    assert metrics.seam(pasted, box) > 50   # the seam measure is the one that sees it
+
+
+def test_blur_lowers_detail_and_the_ground_truth_scores_near_one_on_uniform_texture():
+    import cv2
+
+    texture = _noise(96, 96, seed=3)
+    box = _box(96, 96, 32, 64, 32, 64)
+    assert metrics.detail(texture, box) == pytest.approx(0.0, abs=0.15)
+    blurred = texture.copy()
+    blurred[box] = cv2.GaussianBlur(texture, (0, 0), 1)[box]
+    flat = texture.copy()
+    flat[box] = texture[box].reshape(-1, 3).mean(0).astype(np.uint8)
+    _, e_ring = metrics.detail_energies(flat, box)
+    assert metrics.detail(flat, box) == pytest.approx(np.log2(1 / (e_ring + 1)))   # only eps is left in the hole
+    assert metrics.detail(flat, box) < -7 < metrics.detail(blurred, box) < -2
+    assert "detail" in metrics.all_metrics(blurred, texture, box)
+
+
+def test_detail_bad_inputs_are_named():
+    img, box = _noise(), _box()
+    with pytest.raises(ValueError, match="covers the whole image"):
+        metrics.detail(img, np.ones(img.shape[:2], bool))
+    with pytest.raises(ValueError, match="single pixels"):
+        one = np.zeros(img.shape[:2], bool)
+        one[5, 5] = True
+        metrics.detail(img, one)
+    with pytest.raises(ValueError, match="ring must be a positive"):
+        metrics.detail(img, box, ring=0)
+    with pytest.raises(ValueError, match="uint8"):
+        metrics.detail(img.astype(np.float32), box)
