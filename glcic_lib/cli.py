@@ -20,6 +20,7 @@ COMMANDS = {
     "ablate": ("glcic_lib.ablation", "train and evaluate the four discriminator arms"),
     "datasets": ("glcic_lib.datasets", "download / unpack Places365, CelebA or CMP Facade"),
     "convert-torch7": ("glcic_lib.pretrained", "convert the authors' Torch7 .t7 model to a checkpoint"),
+    "doctor": ("glcic_lib.doctor", "check this setup: versions, device, one training step per phase, a completion"),
 }
 
 
