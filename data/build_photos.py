@@ -176,6 +176,15 @@ def heldout_mask(kind: str, seed: int, size: int = HELDOUT_SIZE) -> np.ndarray:
     return masks.border_hole(size, size, rng=rng)
 
 
+def write_kinds(path: Path = HELDOUT_OUT / "kinds.tsv") -> Path:
+    """``kinds.tsv``: each held-out photograph's kind of hole (``rect``: 1-3 rectangles of 48-96
+    px, ``free``: free-form strokes, ``border``: a hole at the image border), for tables that
+    report the kinds apart (data/checkpoints/make_demo.py, notebook 06)."""
+    short = {"rect": "rect", "free_form": "free", "border": "border"}
+    path.write_text("image\tkind\n" + "".join(f"{n}\t{short[k]}\n" for n, k in HELDOUT.items()))
+    return path
+
+
 def build(deb: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["dpkg-deb", "-x", str(deb), tmp], check=True)
@@ -216,6 +225,7 @@ def build(deb: Path) -> None:
         missing = set(HELDOUT) - seen
         if missing:
             raise ValueError(f"held-out photographs not found: {sorted(missing)}")
+    write_kinds()
     with open(ATTRIBUTION, "w", newline="") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["file", "licence", "author", "source", "category", "from"])

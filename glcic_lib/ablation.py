@@ -35,6 +35,8 @@ from .evaluation import BASELINES, EvalResult, evaluate
 #: The arms, in the order of the paper's Figure 8.
 ARMS = ("none", "global", "local", "both")
 PHASE1_DIR = "phase1"
+#: The folder of ``data/`` that holds the shipped run (:func:`load_shipped`).
+SHIPPED_NAME = "ablation_photos"
 #: Methods shown in the image grid (the bar chart shows all ten).
 GRID_METHODS = ("none", "global", "local", "both", "both+post", "telea", "ns")
 
@@ -205,18 +207,9 @@ def run_ablation(data_dir=None, out_dir=None, preset: str = "smoke", *, arms=ARM
     if limit is not None:
         items = items[:limit]
 
-    from .checkpoint import load_completion, read_checkpoint
-
     t0 = time.perf_counter()
-    result, train_seconds = None, {}
-    for a in arms:
-        ckpt = read_checkpoint(checkpoints[a])   # read once: the model and its recorded training time
-        model = load_completion(checkpoints[a], ckpt)
-        train_seconds[a] = float((ckpt.get("train_state") or {}).get("elapsed", 0.0))  # all sessions
-        r = evaluate(model, items, "both", name=a, size=size, device=device, progress=progress)
-        result = r if result is None else result.merge(r)
-    if baselines:
-        result = result.merge(evaluate(None, items, baselines=baselines, size=size, progress=progress))
+    result, train_seconds = evaluate_arms(checkpoints, items, size=size, baselines=baselines, device=device,
+                                          progress=progress)
     costs["evaluation_s"] = time.perf_counter() - t0
     costs["total_s"] = time.perf_counter() - t_start
     costs["arm_train_seconds"] = train_seconds
@@ -231,6 +224,71 @@ def run_ablation(data_dir=None, out_dir=None, preset: str = "smoke", *, arms=ARM
     costs_path.write_text(json.dumps(costs, indent=1))
     files["costs"] = costs_path
     return AblationResult(out_dir, result, checkpoints, costs, files)
+
+
+def evaluate_arms(checkpoints: dict, heldout=None, *, size: int | None = None, limit: int | None = None,
+                  baselines=tuple(BASELINES), device=None, progress: bool = True) -> tuple[EvalResult, dict]:
+    """Evaluate every arm's checkpoint raw and post-processed, plus the baselines.
+
+    ``checkpoints``: arm -> checkpoint path (a run's ``checkpoint.pt`` or a completion-only
+    file such as the shipped ``data/ablation_photos/both.pt``).  Returns the evaluation and
+    arm -> training seconds recorded in the checkpoint (0 when it records none).
+    """
+    from .checkpoint import load_completion, read_checkpoint
+    from .evaluation import _items
+
+    items = _items(heldout)
+    if limit is not None:
+        items = items[:limit]
+    result, train_seconds = None, {}
+    for a, path in checkpoints.items():
+        ckpt = read_checkpoint(path)   # read once: the model and its recorded training time
+        model = load_completion(path, ckpt)
+        state = ckpt.get("train_state") or (ckpt.get("meta") or {})
+        train_seconds[a] = float(state.get("elapsed", state.get("train_seconds", 0.0)) or 0.0)
+        r = evaluate(model, items, "both", name=a, size=size, device=device, progress=progress)
+        result = r if result is None else result.merge(r)
+    if baselines:
+        result = result.merge(evaluate(None, items, baselines=baselines, size=size, progress=progress))
+    return result, train_seconds
+
+
+# --------------------------------------------------------------------------- the shipped run
+def shipped_dir() -> Path:
+    """``data/ablation_photos``: the ablation run shipped with the course (see its README)."""
+    from .config import bundled_data_dir
+
+    return bundled_data_dir() / SHIPPED_NAME
+
+
+def load_shipped(folder=None, heldout="photos", *, limit: int | None = None, device=None,
+                 progress: bool = True) -> AblationResult:
+    """The shipped ablation, evaluated now: ``folder/<arm>.pt`` (completion networks only) on the
+    held-out set (default: the bundled photographs, at their stored 256x256), raw and
+    post-processed, with Telea and Navier-Stokes.  Seconds, not hours: nothing is trained.
+    ``costs`` is the run's ``costs.json`` (training seconds per arm).  A missing or partial
+    folder is an error that names the missing files."""
+    folder = Path(folder) if folder is not None else shipped_dir()
+    missing = [f"{a}.pt" for a in ARMS if not (folder / f"{a}.pt").is_file()]
+    if missing:
+        raise FileNotFoundError(f"no complete shipped ablation in {folder}: missing {', '.join(missing)}")
+    checkpoints = {a: folder / f"{a}.pt" for a in ARMS}
+    result, seconds = evaluate_arms(checkpoints, heldout, limit=limit, device=device, progress=progress)
+    costs_path = folder / "costs.json"
+    costs = json.loads(costs_path.read_text()) if costs_path.is_file() else {}
+    costs.setdefault("arm_train_seconds", seconds)
+    result.meta.update({"shipped": str(folder), "heldout": str(heldout)})
+    return AblationResult(folder, result, checkpoints, costs, {})
+
+
+def arm_history(folder, arm: str) -> list[dict]:
+    """An arm's loss history: ``folder/<arm>/history.jsonl`` (a run folder of :func:`run_ablation`)
+    or ``folder/<arm>_history.jsonl`` (the shipped layout).  One dict per logged iteration."""
+    folder = Path(folder)
+    for path in (folder / arm / "history.jsonl", folder / f"{arm}_history.jsonl"):
+        if path.is_file():
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    raise FileNotFoundError(f"no history of arm {arm!r} in {folder}")
 
 
 def save_figures(result: EvalResult, out_dir) -> dict[str, Path]:

@@ -319,15 +319,27 @@ class HeldoutItem:
     mask: np.ndarray   # bool (H, W)
 
 
+#: The bundled held-out sets, by name (folders of ``data/``).  ``photos``: 20 whole photographs
+#: of scenes never used for training (the generalisation test, the default); ``tiles``: 8 tiles
+#: of the scikit-image pictures whose other tiles are training images.
+HELDOUT_SETS = {"photos": "heldout_photos", "tiles": "heldout"}
+DEFAULT_HELDOUT = "photos"
+
+
 def load_heldout(root: str | Path | None = None) -> list[HeldoutItem]:
     """The held-out evaluation set: ``root/images/NAME.png`` with ``root/masks/NAME.png``.
 
-    Default: the bundled ``data/heldout`` (8 images never used for training, with several
-    rectangles, free-form strokes or a border hole each; see ``data/README.md``).
+    ``root``: a folder in that layout, or the name of a bundled set (:data:`HELDOUT_SETS`):
+    ``"photos"`` (the default: ``data/heldout_photos``, 20 whole photographs at 256x256 that no
+    training image comes from, 12 with 1-3 rectangles of 48-96 px, 4 with free-form strokes, 4
+    with a hole at the border) or ``"tiles"`` (``data/heldout``, 8 tiles of the scikit-image
+    pictures, with rectangles, strokes or a border hole each).  See ``data/README.md``.
     """
     from .imageio import read_image, read_mask
 
-    root = Path(root) if root is not None else bundled_data_dir() / "heldout"
+    if root is None or (isinstance(root, str) and root in HELDOUT_SETS):
+        root = bundled_data_dir() / HELDOUT_SETS[root or DEFAULT_HELDOUT]
+    root = Path(root)
     img_dir, mask_dir = root / "images", root / "masks"
     if not img_dir.is_dir() or not mask_dir.is_dir():
         raise FileNotFoundError(f"a held-out set needs {img_dir} and {mask_dir}")
@@ -345,6 +357,21 @@ def load_heldout(root: str | Path | None = None) -> list[HeldoutItem]:
     if not items:
         raise ValueError(f"no held-out images in {img_dir}")
     return items
+
+
+def heldout_kinds(root: str | Path | None = None) -> dict[str, str]:
+    """Image name -> kind of hole (``rect``, ``free`` or ``border``) of a held-out set, read from
+    its ``kinds.tsv`` (``root`` as in :func:`load_heldout`); ``{}`` when the set has none."""
+    if root is None or (isinstance(root, str) and root in HELDOUT_SETS):
+        root = bundled_data_dir() / HELDOUT_SETS[root or DEFAULT_HELDOUT]
+    path = Path(root) / "kinds.tsv"
+    if not path.is_file():
+        return {}
+    rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line.strip()]
+    bad = [r for r in rows if len(r) != 2]
+    if bad:
+        raise ValueError(f"{path}: every line must be 'image<TAB>kind', got {bad[0]!r}")
+    return {name: kind for name, kind in rows}
 
 
 def loader_throughput(root: str | Path | None = None, crop_size: int = PAPER_CROP, batch_size: int = 16,

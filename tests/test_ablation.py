@@ -164,3 +164,37 @@ def test_schedule_and_cost_estimate_of_the_colab_preset():
     assert ablation.estimate_seconds("colab", {"completion": 48}, arms=["none"])["total"] == pytest.approx(12000)
     with pytest.raises(ValueError, match="need a positive images_per_s\\['joint'\\]"):
         ablation.estimate_seconds("colab", {"completion": 60, "discriminator": 100})
+
+
+def test_load_shipped_evaluates_completion_only_checkpoints_and_reads_histories(run, tmp_path):
+    """The shipped layout (<arm>.pt completion networks, <arm>_history.jsonl, costs.json) gives the
+    same rows as evaluating the run it came from."""
+    from glcic_lib.checkpoint import load_completion, save_checkpoint
+
+    for arm in ablation.ARMS:
+        save_checkpoint(tmp_path / f"{arm}.pt", load_completion(run.checkpoints[arm]), None, None, {"arm": arm})
+        (tmp_path / f"{arm}_history.jsonl").write_text((run.out_dir / arm / "history.jsonl").read_text())
+    (tmp_path / "costs.json").write_text(json.dumps({"arm_train_seconds": {"both": 1.5}}))
+    shipped = ablation.load_shipped(tmp_path, _heldout(), progress=False)
+    assert shipped.evaluation.methods == ALL_ROWS
+    # evaluated at the stored size (80), not the crop size: compare with the run's arms at 80
+    again, _ = ablation.evaluate_arms(run.checkpoints, _heldout(), progress=False)
+    for m in ALL_ROWS:
+        assert np.allclose(shipped.evaluation.values(m, "psnr_hole"), again.values(m, "psnr_hole"))
+        assert np.all(np.isfinite(shipped.evaluation.values(m, "detail")))
+    assert shipped.costs["arm_train_seconds"] == {"both": 1.5}
+    for arm in ablation.ARMS:
+        assert ablation.arm_history(tmp_path, arm) == ablation.arm_history(run.out_dir, arm)
+    with pytest.raises(FileNotFoundError, match="no history of arm 'both'"):
+        ablation.arm_history(tmp_path / "nowhere", "both")
+    (tmp_path / "local.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="missing local.pt"):
+        ablation.load_shipped(tmp_path, _heldout(), progress=False)
+
+
+def test_the_shipped_run_loads_on_the_bundled_photographs():
+    res = ablation.load_shipped(limit=2, progress=False)
+    assert res.evaluation.methods == ALL_ROWS
+    assert res.evaluation.images[res.evaluation.image_names[0]]["both"].shape == (256, 256, 3)
+    for arm in ablation.ARMS:
+        assert ablation.arm_history(ablation.shipped_dir(), arm)

@@ -172,3 +172,19 @@ def test_bundled_training_images_are_small_and_many():
 def test_loader_throughput_reports_images_per_second(folder):
     r = data_mod.loader_throughput(folder, crop_size=64, batch_size=2, num_workers=0, batches=2)
     assert r["images_per_s"] > 0 and r["batch_size"] == 2 and r["num_workers"] == 0
+
+
+def test_heldout_sets_by_name_and_their_hole_kinds(tmp_path):
+    from glcic_lib.data import heldout_kinds
+
+    photos, tiles = load_heldout("photos"), load_heldout("tiles")
+    assert [it.name for it in load_heldout()] == [it.name for it in photos]   # the default
+    assert len(photos) == 20 and len(tiles) == 8
+    assert {it.image.shape for it in photos} == {(256, 256, 3)}
+    kinds = heldout_kinds()
+    assert set(kinds) == {it.name for it in photos}
+    assert sorted(set(kinds.values())) == ["border", "free", "rect"] and list(kinds.values()).count("rect") == 12
+    assert heldout_kinds("tiles") == {}
+    (tmp_path / "kinds.tsv").write_text("image\tkind\nonly-a-name\n")
+    with pytest.raises(ValueError, match="image<TAB>kind"):
+        heldout_kinds(tmp_path)

@@ -321,6 +321,15 @@ def test_upload_loads_an_image_and_rejects_garbage():
     assert p.image.shape == (30, 44, 3)
 
 
+def test_the_painter_offers_pictures_only_held_out_photographs_first():
+    from glcic_lib.widgets import sample_images
+
+    names = list(sample_images())
+    assert names[0].startswith("data/heldout_photos/images/")
+    assert not any(n.endswith("metrics.png") or "mask" in n or "ablation" in n for n in names)
+    assert any(n.startswith("data/train/photos/") for n in names) and any(n.startswith("skimage: ") for n in names)
+
+
 def test_the_image_dropdown_names_the_image_shown():
     from glcic_lib.widgets import sample_images
 

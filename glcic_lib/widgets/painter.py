@@ -48,17 +48,25 @@ LARGE_SIDE = 2048
 # ---------------------------------------------------------------------------------------------
 # images and models
 # ---------------------------------------------------------------------------------------------
+#: Folders of ``data/`` whose pictures the painter offers, in this order (figures, masks and
+#: anything else in ``data/`` are not pictures to paint on), and how many of each at most.
+SAMPLE_FOLDERS = (("heldout_photos/images", 40), ("heldout/images", 20), ("train/photos", 40), ("train", 40))
+
+
 def sample_images() -> dict[str, Callable[[], np.ndarray]]:
-    """Images the painter offers: the bundled ones (``data/``, masks excluded), then a few
-    from ``skimage.data``.  Maps a display name to a loader returning uint8 RGB."""
+    """Images the painter offers: the bundled photographs and tiles (:data:`SAMPLE_FOLDERS`:
+    the held-out photographs first, never seen in training), then a few from ``skimage.data``.
+    Maps a display name to a loader returning uint8 RGB."""
     from ..imageio import IMAGE_EXTENSIONS, read_image
 
     found: dict[str, Callable[[], np.ndarray]] = {}
     root = bundled_data_dir()
-    if root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
-                       and not any("mask" in part.lower() for part in p.relative_to(root).parts))
-        for p in files[:40]:
+    for folder, most in SAMPLE_FOLDERS:
+        d = root / folder
+        if not d.is_dir():
+            continue
+        files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        for p in files[:most]:
             found[f"data/{p.relative_to(root).as_posix()}"] = (lambda p=p: read_image(p))
     try:
         import skimage.data as skdata
