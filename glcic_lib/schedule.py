@@ -155,8 +155,8 @@ PRESETS: dict[str, dict] = {
     # phase; the paper's 500k iterations at batch 96 are ~90x more images.
     "colab": dict(crop_size=256, batch_size=24, accumulate=2, width=1.0, t_c=8000, t_d=1000, t_joint=3000,
                   log_every=50, sample_every=500, checkpoint_every=500),
-    # A laptop CPU in about 15 minutes (measured on a shared 2-core machine: see
-    # data/checkpoints/README.md): quarter width, 128 crops, holes [48, 64], local patch 64.
+    # A laptop CPU in about 10-20 minutes (about 18 on one free core of the project's 2-core
+    # machine, see notebook 05): quarter width, 128 crops, holes [48, 64], local patch 64.
     "cpu": dict(crop_size=128, batch_size=8, accumulate=1, width=0.25, t_c=2000, t_d=150, t_joint=450,
                 log_every=20, sample_every=200, checkpoint_every=200, num_workers=0),
     # CI: a few iterations of every phase at 64x64 (holes [24, 32], local patch 32), < 1 minute.
@@ -185,11 +185,12 @@ def preset(name: str, **overrides) -> TrainConfig:
         does most of the work) and starts to sharpen in the joint phase; the paper trains on
         ~85x more images.
     ``cpu``
-        A laptop in about 15 minutes: quarter-width networks, 128x128 crops (holes 48-64,
+        A laptop in 10-20 minutes: quarter-width networks, 128x128 crops (holes 48-64,
         local patch 64), batch 8, 2,000 + 150 + 450 iterations.  Measured on this project's
-        2-core test machine when quiet: ~40 / 75 / 25 images/s in the three phases, so ~10
-        minutes (5-20x longer while others share the CPU).  Learns the bundled images;
-        blurry but real.
+        2-core test machine: ~40 / 75 / 25 images/s in the three phases with both cores free
+        (~10 minutes), about 18 minutes on one free core (``OMP_NUM_THREADS=1``), several
+        times longer while other jobs share the CPU.  Learns the bundled images; blurry but
+        real.
     ``smoke``
         CI: 64x64 crops (holes 24-32, local patch 32), batch 4, 6 + 2 + 4 iterations, every
         phase runs, under a minute.

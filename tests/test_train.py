@@ -410,3 +410,24 @@ def test_throughput_reports_every_phase(images):
     assert r["preset"] == "smoke"
     for key in ("completion", "discriminator", "joint", "loader"):
         assert r[key] > 0
+
+
+@pytest.mark.parametrize("layout, channels_last", [("contiguous", False), ("channels_last", True)])
+def test_benchmark_compares_memory_formats(images, capsys, layout, channels_last, monkeypatch):
+    """--memory-format reaches the trainer (the same run can time both layouts) and the JSON says which."""
+    import glcic_lib.train as train_mod
+
+    seen = []
+    real = train_mod.throughput
+
+    def spy(*a, **k):
+        seen.append(k.get("channels_last"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "throughput", spy)
+    argv = ["train", "--preset", "smoke", "--data", str(images), "--benchmark", "1", "--batch-size", "2",
+            "--device", "cpu", "--memory-format", layout]
+    assert cli.run(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["memory_format"] == layout and out["joint"] > 0
+    assert seen == [channels_last]
