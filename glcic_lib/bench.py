@@ -470,6 +470,17 @@ def format_table(result: BenchResult) -> str:
 TARGET_RATIO = 0.25
 
 
+def hardware_bound(result: BenchResult, row: BenchRow) -> tuple[float, float] | None:
+    """``(ratio, peak)``: the smallest default / plain ratio this machine allows, i.e. the
+    default path running the row's FLOPs at 100% of the measured matrix-multiply peak of its
+    precision, against the plain forward as measured; None when not measured."""
+    peak = result.peak_gflops.get(result.precision)
+    if not peak or not row.plain_ms or not row.gmacs:
+        return None
+    best_ms = 2 * row.gmacs / peak * 1e3   # GMACs -> GFLOP, at the peak rate
+    return best_ms / row.plain_ms, peak
+
+
 def ratio_lines(result: BenchResult, size: int = 512) -> list[str]:
     """The summary under the table: complete() at ``size`` against the plain fp32 forward of
     the same run (and, when measured, the compiled path and its break-even call count)."""
@@ -479,6 +490,13 @@ def ratio_lines(result: BenchResult, size: int = 512) -> list[str]:
     verdict = "meets" if row.ratio <= TARGET_RATIO else "misses"
     lines = [f"complete() at {size}x{size}: {row.default_ms:.0f} ms = {row.ratio:.2f}x the plain fp32 forward "
              f"({row.plain_ms:.0f} ms) of this run; {verdict} the target <= {TARGET_RATIO:.2f}x"]
+    bound = hardware_bound(result, row)
+    if bound is not None:
+        floor, peak = bound
+        lines.append(f"hardware bound: even at 100% of this machine's {result.precision} matrix-multiply peak "
+                     f"({peak:.0f} GFLOP/s) complete() would take {floor:.2f}x the plain forward"
+                     + (f"; the target needs a faster {result.precision} unit (e.g. Intel AMX), not other code"
+                        if floor > TARGET_RATIO else ""))
     if row.compiled_ms is not None:
         saved = row.default_ms - row.compiled_ms
         pays = (f"wins its compile time back after {math.ceil(1e3 * row.compile_s / saved)} calls" if saved > 0

@@ -35,7 +35,12 @@ here), one 512x512 run with every candidate interleaved, on a machine shared wit
 job (so all times are several times the idle ones; the ratios are what to read): plain fp32
 9.5 s, default path in float32 6.9 s (0.72x), ``auto`` = bfloat16 + channels-last 4.5 s
 (0.47x), ``compile=True`` 3.8 s (0.40x) after a first call of 15 s (it pays off after ~20
-calls of that size).  ``glcic bench`` prints these ratios for the machine it runs on.  Channels-last is most of the gain; ``torch.jit.freeze``
+calls of that size).  ``glcic bench`` prints these ratios for the machine it runs on, and the
+hardware bound: on one free core of the same machine, ``auto`` at 512x512 took 1.31 s against
+3.36 s for the plain fp32 forward (0.39x) while running at 97% of the core's measured bfloat16
+matrix-multiply peak (199 of 206 GFLOP/s); that peak is only 2.2x the float32 one on AVX512-BF16
+without AMX, so no code change reaches the 0.25x this project aims for there; Intel AMX's
+bfloat16 tiles (several times faster) can.  Channels-last is most of the gain; ``torch.jit.freeze``
 added ~3% more at 256 (within the noise), so it is not used.
 """
 from __future__ import annotations

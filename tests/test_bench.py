@@ -89,6 +89,13 @@ def test_ratio_to_the_plain_forward_is_printed():
     rows[1].ratio, rows[1].compiled_ms = 0.3, 250.0
     text = bench.format_table(result)
     assert "= 0.30x the plain fp32 forward (1000 ms) of this run; misses the target <= 0.25x" in text
+    # 4 GMACs = 8 GFLOP at the 200 GFLOP/s bfloat16 peak: 40 ms, 0.04x the 1000 ms plain forward
+    assert ("hardware bound: even at 100% of this machine's bfloat16 matrix-multiply peak (200 GFLOP/s) "
+            "complete() would take 0.04x the plain forward\n") in text + "\n"
+    rows[1].gmacs = 130.0   # 260 GFLOP: 1.3 s at the peak, more than a quarter of the plain forward
+    assert ("complete() would take 1.30x the plain forward; the target needs a faster bfloat16 unit "
+            "(e.g. Intel AMX), not other code") in bench.format_table(result)
+    rows[1].gmacs = 4.0
     assert "never wins its compile time back (not faster per call)" in text
     result.rows = rows[:1]
     assert "ratio at 512x512: not measured (add 512 to --sizes and keep the baseline)" in bench.format_table(result)
