@@ -87,9 +87,10 @@ The networks
 Only rank 0 (:func:`is_main`) writes files and shows progress bars; the losses it logs are
 averaged over all processes (:func:`mean_across_ranks`); callbacks run on every process.
 
-Two practical notes.  With ``accumulate > 1`` every micro-step's backward all-reduces its
-gradients (correct, simple; ``DistributedDataParallel.no_sync`` could skip all but the last,
-a possible optimisation for slow interconnects).  Ctrl-C under torchrun reaches every process;
+Two practical notes.  With ``accumulate > 1`` only the last micro-step of an iteration
+all-reduces gradients: the others run under ``DistributedDataParallel.no_sync`` and add up
+locally (``steps.TrainingSteps._accumulating``), the same result with fewer rounds of
+communication (a test checks 2 processes x B against 1 process x 2B with accumulation).  Ctrl-C under torchrun reaches every process;
 rank 0 then writes a checkpoint of its last complete iteration when it can, and in any case
 the last periodic checkpoint (written atomically) stays valid for ``--resume``.
 """

@@ -41,7 +41,7 @@ def mse_config(**overrides):
     return smoke(discriminator="none", hole_range=(28, 28), t_c=3, t_d=0, t_joint=0, **overrides)
 
 
-def mse_run(out_dir, rank: int, world_size: int, steps: int = 3) -> Trainer:
+def mse_run(out_dir, rank: int, world_size: int, steps: int = 3, **overrides) -> Trainer:
     """``steps`` iterations of :func:`mse_config` in float64.  In float32 the two summation
     orders differ by ~1e-4 relative in the first layers' gradients (batch norm's backward
     cancels a lot), and ADADELTA's first steps, nearly sign-like, would amplify that; in
@@ -49,7 +49,8 @@ def mse_run(out_dir, rank: int, world_size: int, steps: int = 3) -> Trainer:
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        trainer = Trainer(mse_config(out_dir=str(out_dir)), progress=False, rank=rank, world_size=world_size)
+        trainer = Trainer(mse_config(out_dir=str(out_dir), **overrides), progress=False, rank=rank,
+                          world_size=world_size)
         for t in range(steps):
             micros = [dict(m, image=m["image"].double(), mask=m["mask"].double()) for m in trainer.next_micros(t)]
             trainer.step(t, micros)
@@ -108,8 +109,21 @@ def _worker(rank: int, world_size: int, port: int, tmp: str) -> None:
             results["at_stop"] = states(trainer)
     results["lockstep"] = {"diffs": diffs, "phases": phases, **states(trainer)}
 
-    # 2. the MSE phase with 2 x B images (B = 2 per rank)
+    # 2. the MSE phase with 2 x B images (B = 2 per rank); then with two accumulated micro-batches,
+    #    whose first backward runs under DDP's no_sync (gradients all-reduced once per step)
     results["mse"] = states(mse_run(tmp / "mse", rank, world_size))
+    results["mse_acc"] = states(mse_run(tmp / "mse_acc", rank, world_size, accumulate=2))
+
+    # 2b. every phase with accumulation: the ranks still agree after every step
+    trainer = Trainer(smoke(tmp / "lockstep_acc", accumulate=2), progress=False, rank=rank, world_size=world_size)
+    acc_diffs = []
+    for t in range(trainer.config.total):
+        trainer.step(t)
+        mine = flat(trainer)
+        gathered = [torch.empty_like(mine) for _ in range(world_size)]
+        dist.all_gather(gathered, mine)
+        acc_diffs.append(max(float((g - gathered[0]).abs().max()) for g in gathered))
+    results["lockstep_acc"] = acc_diffs
 
     # 3. interrupted in the joint phase (via train(), like Ctrl-C), resumed with the same number of
     #    processes; a copy of the interrupted run is resumed by the test in one process
@@ -281,6 +295,40 @@ def test_two_processes_of_b_match_one_process_of_2b_in_the_mse_phase(two_procs, 
     assert_states_close(res["mse"], states(single), atol=1e-7, rtol=1e-6)
     fresh = Trainer(mse_config(out_dir=str(tmp_path)), progress=False)
     assert float((flat(single) - flat(fresh)).abs().max()) > 1e-3        # it did learn something
+
+
+def test_accumulation_skips_all_but_the_last_all_reduce_and_keeps_the_result(two_procs, tmp_path):
+    _, res = two_procs
+    assert res["lockstep_acc"] == [0.0] * 12   # all phases, 2 micro-batches per step, ranks identical
+    single = mse_run(tmp_path, 0, 1, accumulate=2)
+    assert_states_close(res["mse_acc"], states(single), atol=1e-7, rtol=1e-6)
+
+
+def test_no_sync_is_used_for_every_micro_batch_but_the_last():
+    from glcic_lib.steps import TrainingSteps
+
+    class Wrapped:
+        def __init__(self):
+            self.entered = 0
+
+        def no_sync(self):
+            outer = self
+
+            class Ctx:
+                def __enter__(self):
+                    outer.entered += 1
+
+                def __exit__(self, *exc):
+                    return False
+            return Ctx()
+
+    net = Wrapped()
+    for i in range(3):
+        with TrainingSteps._accumulating(net, i, 3):
+            pass
+    assert net.entered == 2                      # micro-batches 0 and 1, not the last
+    with TrainingSteps._accumulating(torch.nn.Linear(1, 1), 0, 3):   # no DDP wrapper: nothing to skip
+        pass
 
 
 def test_interrupted_run_resumes_with_the_same_number_of_processes(two_procs):
