@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import pick_device
+from .device import pick_device, synchronize
 from .inpaint import PRECISIONS, _check_numpy, _to_uint8, complete, resolve_precision
 from .models import CompletionNetwork, network_input
 from .tables import count_macs, layer_costs
@@ -140,19 +140,12 @@ def plain_sequential(model: CompletionNetwork | None = None, width: float = 1.0)
 # --------------------------------------------------------------------------------------------
 # timing
 # --------------------------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def _time_once(fn, device: torch.device) -> float:
     """Wall time (seconds) of one ``fn()``, with the device's queued work finished on both sides."""
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     fn()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - t0
 
 

@@ -326,6 +326,14 @@ HELDOUT_SETS = {"photos": "heldout_photos", "tiles": "heldout"}
 DEFAULT_HELDOUT = "photos"
 
 
+def _heldout_root(root: str | Path | None) -> Path:
+    """The folder of a held-out set: a bundled set's name (:data:`HELDOUT_SETS`, None for the
+    default) or a path."""
+    if root is None or (isinstance(root, str) and root in HELDOUT_SETS):
+        return bundled_data_dir() / HELDOUT_SETS[root or DEFAULT_HELDOUT]
+    return Path(root)
+
+
 def load_heldout(root: str | Path | None = None) -> list[HeldoutItem]:
     """The held-out evaluation set: ``root/images/NAME.png`` with ``root/masks/NAME.png``.
 
@@ -337,9 +345,7 @@ def load_heldout(root: str | Path | None = None) -> list[HeldoutItem]:
     """
     from .imageio import read_image, read_mask
 
-    if root is None or (isinstance(root, str) and root in HELDOUT_SETS):
-        root = bundled_data_dir() / HELDOUT_SETS[root or DEFAULT_HELDOUT]
-    root = Path(root)
+    root = _heldout_root(root)
     img_dir, mask_dir = root / "images", root / "masks"
     if not img_dir.is_dir() or not mask_dir.is_dir():
         raise FileNotFoundError(f"a held-out set needs {img_dir} and {mask_dir}")
@@ -362,9 +368,7 @@ def load_heldout(root: str | Path | None = None) -> list[HeldoutItem]:
 def heldout_kinds(root: str | Path | None = None) -> dict[str, str]:
     """Image name -> kind of hole (``rect``, ``free`` or ``border``) of a held-out set, read from
     its ``kinds.tsv`` (``root`` as in :func:`load_heldout`); ``{}`` when the set has none."""
-    if root is None or (isinstance(root, str) and root in HELDOUT_SETS):
-        root = bundled_data_dir() / HELDOUT_SETS[root or DEFAULT_HELDOUT]
-    path = Path(root) / "kinds.tsv"
+    path = _heldout_root(root) / "kinds.tsv"
     if not path.is_file():
         return {}
     rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line.strip()]

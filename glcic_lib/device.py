@@ -90,6 +90,15 @@ def cpu_has_bfloat16() -> bool:
     return bool(_cpuinfo_flags() & set(BF16_CPU_FLAGS))
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (CUDA, MPS) to finish, so a timer measures it; a no-op
+    on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def autocast(device: torch.device, enabled: bool = True, dtype: torch.dtype | None = None):
     """Mixed precision: ``dtype`` (any device) when given, else float16 on CUDA; a no-op
     context when disabled, or without a dtype off CUDA."""

@@ -42,6 +42,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .device import synchronize
+
 STATUSES = ("ok", "warning", "error")
 _LABELS = {"ok": "ok", "warning": "WARN", "error": "ERROR"}
 #: Every check's name, in report order (also the width of the name column).
@@ -128,19 +130,16 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def _in_colab() -> bool:
-    return "google.colab" in sys.modules or any(k.startswith("COLAB_") for k in os.environ)
+    """In a Colab notebook, or in a command it runs (``!python -m glcic_lib doctor``: a subprocess
+    that has not imported ``google.colab``, but inherits Colab's ``COLAB_*`` variables)."""
+    from .notebook import in_colab
+
+    return in_colab() or any(k.startswith("COLAB_") for k in os.environ)
 
 
 def _has_nvidia_gpu() -> bool:
     """An NVIDIA driver is installed (whether or not this torch can use it)."""
     return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def _first_line(e: BaseException) -> str:
@@ -336,10 +335,10 @@ def check_phase(state: dict, phase: str, steps: int) -> tuple:
            else "float32 training should not do this: check the data, or report this line")
     times, logs = [], {}
     for _ in range(steps + 1):  # the first step warms up (allocations, kernel selection)
-        _sync(trainer.device)
+        synchronize(trainer.device)
         t0 = time.perf_counter()
         logs = trainer.step(iteration, micros)
-        _sync(trainer.device)
+        synchronize(trainer.device)
         times.append(time.perf_counter() - t0)
         if logs.get("phase") != phase:
             raise RuntimeError(f"iteration {iteration} ran the {logs.get('phase')} phase instead of {phase}")
