@@ -26,10 +26,14 @@ For each image size the command reports
   the reduced precision the default path uses), so every GFLOP/s figure reads as a fraction
   of what the hardware can do.
 
-On a GPU the default path runs in float16 with ``cudnn.benchmark`` on; on a CPU with AMX or
-AVX512-BF16 in bfloat16 (channels-last, as everywhere), else in float32; ``--precision``
-chooses.  The default model is the random :func:`stress_model`, which bfloat16 moves a lot
-(it is chaotic, see its docstring): ``--checkpoint`` measures a trained model's differences.  Timing numbers are
+The default path runs in the precision ``complete(precision="auto")`` picks for the model
+(:func:`glcic_lib.inpaint.precision_choice`, printed with its reason under the header): float16
+on a GPU (with ``cudnn.benchmark`` on) or bfloat16 on a CPU with AMX or AVX512-BF16
+(channels-last, as everywhere) for a checkpoint whose stored reduced-precision error allows it,
+float32 otherwise; ``--precision`` chooses.  The default model is the random
+:func:`stress_model`, which has no stored measurement (so ``auto`` runs it in float32) and which
+bfloat16 moves a lot (it is chaotic, see its docstring): ``--checkpoint`` measures a trained
+model, ``--precision bfloat16`` times the reduced-precision path on the random one.  Timing numbers are
 printed, never asserted by tests (a shared CI machine is too noisy for that).
 """
 from __future__ import annotations
@@ -52,7 +56,7 @@ import torch
 from torch import nn
 
 from .device import pick_device, synchronize
-from .inpaint import PRECISIONS, _check_numpy, _to_uint8, complete, resolve_precision
+from .inpaint import PRECISIONS, _check_numpy, _to_uint8, complete, precision_choice, resolve_precision
 from .models import CompletionNetwork, network_input
 from .tables import count_macs, layer_costs
 
@@ -295,6 +299,7 @@ class BenchResult:
     precision: str
     model: str
     peak_gflops: dict = field(default_factory=dict)
+    precision_reason: str = ""  #: why the default path runs in ``precision`` (one line)
     rows: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -320,7 +325,7 @@ def run_bench(sizes=DEFAULT_SIZES, width: float = 1.0, repeats: int = 3, precisi
     if bad:
         raise ValueError(f"sizes must be at least 8 pixels, got {bad}")
     device = pick_device(device)
-    dtype = resolve_precision(precision, device)
+    resolve_precision(precision, device)   # a bad name fails before any work
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if checkpoint is not None:
@@ -328,10 +333,12 @@ def run_bench(sizes=DEFAULT_SIZES, width: float = 1.0, repeats: int = 3, precisi
         width = model.width
     else:
         model, what = stress_model(width), f"random (stress_model, width {width:g})"
+    dtype = resolve_precision(precision, device, model)
+    why = precision_choice(model, device)[1] if precision == "auto" else f"{precision}: asked for (--precision)"
     result = BenchResult(device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
                          device_type=device.type,
                          torch=torch.__version__, threads=torch.get_num_threads(), width=width,
-                         precision=str(dtype).replace("torch.", ""), model=what)
+                         precision=str(dtype).replace("torch.", ""), model=what, precision_reason=why)
     result.peak_gflops["float32"] = matmul_peak(device, torch.float32, peak_size)
     if dtype != torch.float32:
         result.peak_gflops[result.precision] = matmul_peak(device, dtype, peak_size)
@@ -420,6 +427,7 @@ def format_table(result: BenchResult) -> str:
     lines = [f"device: {result.device} ({result.threads} threads) | torch {result.torch} | "
              f"model: {result.model} | default precision: {result.precision}"
              + (" (last 2 layers float32)" if result.precision != "float32" else ""),
+             *([f"precision: {result.precision_reason}"] if result.precision_reason else []),
              f"machine peak (matrix multiply): {peaks}"]
     p_def = result.peak_gflops.get(result.precision, result.peak_gflops.get("float32"))
     p32 = result.peak_gflops.get("float32")

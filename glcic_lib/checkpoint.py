@@ -26,12 +26,27 @@ Robustness around kills and corruption:
   ``NAME.XXXXXXXX.tmp`` behind; saving and reading remove such files of *this* checkpoint once
   they have not been written to for :data:`STALE_TMP_AGE_S` seconds (a save in progress writes
   to its file continuously, so an older one belongs to a dead save).  A save killed moments
-  before a resume is therefore cleaned up by a later save, not at once.
+  before a resume is therefore cleaned up by a later save, not at once.  A training run removes
+  all of them when it starts or resumes (:meth:`glcic_lib.train.Trainer.run`).
+
+Opening a checkpoint never runs code: files are read with ``torch.load(..., weights_only=True)``,
+which rebuilds tensors and plain Python types (dict, list, tuple, str, numbers, None) and refuses
+anything else, such as a pickle that would call a function.  :func:`save_checkpoint` therefore
+stores only those types (:func:`to_plain` turns numpy arrays and scalars, paths and dataclasses
+into them, and refuses other objects before anything is written).  Reading also accepts numpy
+arrays of numbers (older glcic_lib versions stored numpy's random state as one; rebuilding an
+array runs no code), so their runs still resume.  A checkpoint that holds anything else (a
+numpy scalar, a path object, a class of its own, or a pickle that calls a function) is refused
+with an :class:`UnsafeCheckpointError` naming the fix: if you trust the file, convert it once
+with ``glcic convert-checkpoint OLD.pt NEW.pt --trust`` (:func:`convert_checkpoint`).
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import os
+import pickle
 import re
 import secrets
 import shutil
@@ -39,8 +54,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from pathlib import PurePath
 from typing import Any, BinaryIO, Iterator
 
+import numpy as np
 import torch
 
 FORMAT = "glcic"
@@ -56,6 +73,48 @@ STALE_TMP_AGE_S = 300.0
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or for another architecture."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint that holds more than tensors and plain Python types: loading it could run
+    code, so it is refused (see the module docstring for how to convert a trusted one)."""
+
+
+def to_plain(obj: Any, where: str = "checkpoint") -> Any:
+    """``obj`` made of what ``torch.load(..., weights_only=True)`` reads back: tensors, dict,
+    list, tuple, str, bytes, int, float, bool and None (also ``torch.Size``, ``torch.dtype``,
+    ``torch.device``).  Numpy arrays become tensors, numpy scalars Python numbers, paths strings,
+    dataclasses dicts, sets lists; anything else is a ``TypeError`` naming where it was found."""
+    if obj is None or type(obj) in (bool, int, float, str, bytes) or isinstance(
+            obj, (torch.Tensor, torch.dtype, torch.device, torch.Size)):
+        return obj
+    if isinstance(obj, np.generic):   # before int / float: np.float64 is a float subclass
+        return obj.item()
+    for base in (bool, int, float, str, bytes):   # subclasses (enums, ...) would pickle their class
+        if isinstance(obj, base):
+            return base(obj)
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            raise TypeError(f"{where}: a numpy array of Python objects cannot be stored in a checkpoint")
+        return torch.from_numpy(np.ascontiguousarray(obj).copy())
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name), f"{where}.{f.name}") for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {to_plain(k, f"{where} key"): to_plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        plain = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(items)]
+        return tuple(plain) if isinstance(obj, tuple) else plain
+    raise TypeError(f"{where}: a {type(obj).__module__}.{type(obj).__qualname__} cannot be stored in a checkpoint "
+                    f"(only tensors and plain Python types can be read back without running code); convert it "
+                    f"to a dict, list, number, string or tensor")
+
+
+def _write(obj: Any, f: BinaryIO) -> None:
+    """Serialise ``obj`` into the open file ``f`` (one place, so tests can simulate a full disk)."""
+    torch.save(obj, f)
 
 
 def previous_path(path: str | Path) -> Path:
@@ -161,7 +220,7 @@ def atomic_write(path: str | Path, suffix: str = ".tmp", keep_previous: bool = F
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path) as f:
-        torch.save(obj, f)
+        _write(obj, f)
     return Path(path)
 
 
@@ -177,16 +236,19 @@ def save_checkpoint(path: str | Path, completion, discriminator=None, train_stat
     """Write a checkpoint atomically (see the module docstring for the layout).
 
     The checkpoint it replaces stays as ``path.prev`` (``keep_previous``), the fallback of
-    :func:`read_checkpoint`; temporary files of killed earlier saves are removed first."""
+    :func:`read_checkpoint`; temporary files of killed earlier saves are removed first.
+    ``train_state`` and ``meta`` go through :func:`to_plain` (so the file loads with
+    ``weights_only=True``): an object that cannot be stored is a ``TypeError`` before any write."""
+    payload = to_plain({
+        "format": FORMAT, "version": VERSION,
+        "completion": _module_entry(completion),
+        "discriminator": _module_entry(discriminator),
+        "train_state": train_state,
+        "meta": meta or {},
+    })
     remove_stale_temps(path)
     with atomic_write(path, keep_previous=keep_previous) as f:
-        torch.save({
-            "format": FORMAT, "version": VERSION,
-            "completion": _module_entry(completion),
-            "discriminator": _module_entry(discriminator),
-            "train_state": train_state,
-            "meta": meta or {},
-        }, f)
+        _write(payload, f)
     return Path(path)
 
 
@@ -223,9 +285,44 @@ def _check_entry(ckpt: dict, key: str, what: str, path: Path) -> None:
                               f"this save, and these weights would fill holes with black; refused{hint}")
 
 
+def _unsafe_message(path: Path, error: Exception) -> str:
+    """One line: why ``path`` is refused, and how to convert it if it is trusted."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
+    what = f" (it needs {found.group(1)})" if found else ""
+    return (f"refused to open {path}: it holds more than tensors and plain Python types{what}, and loading it "
+            f"could run code hidden in the file. If you trust it (you or someone you trust wrote it with an "
+            f"older glcic_lib), convert it once with `glcic convert-checkpoint {path} NEW.pt --trust` and use "
+            f"NEW.pt; otherwise delete it")
+
+
+def _numpy_array_globals() -> list:
+    """What unpickling a numpy array of numbers needs (no code runs: a constructor of arrays and
+    of dtypes), under the module names numpy 1 and numpy 2 write: checkpoints of older
+    glcic_lib versions hold numpy's random state as one, so runs from before resume as they are."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import _reconstruct
+    numeric = [type(np.dtype(c)) for c in "?bBhHiIlLqQefdg"]   # numpy >= 1.25: the DType classes
+    numeric = [t for t in dict.fromkeys(numeric) if t is not np.dtype]
+    return [np.ndarray, np.dtype, *numeric, (_reconstruct, "numpy.core.multiarray._reconstruct"),
+            (_reconstruct, "numpy._core.multiarray._reconstruct")]
+
+
 def _load_file(path: Path) -> dict:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # a class or function outside the allowed types ("Unsupported global: GLOBAL posix.system",
+        # "Can only build Tensor, ... or types allowlisted"): refused; anything else (an
+        # "Unsupported operand" of a garbage file) is damage
+        if re.search(r"unsupported global|GLOBAL [\w.]+|can only build|allowlist", str(e), re.IGNORECASE):
+            raise UnsafeCheckpointError(_unsafe_message(path, e)) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))
+        detail = detail.group(1) if detail else (str(e).splitlines()[0] if str(e) else "")
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or not a PyTorch "
+                              f"checkpoint ({type(e).__name__}: {detail})") from e
     except Exception as e:  # truncated zip, pickle garbage, ...
         raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or not a PyTorch "
                               f"checkpoint ({type(e).__name__}: {e})") from e
@@ -248,6 +345,8 @@ def read_checkpoint(path: str | Path, fallback: bool = True) -> dict:
     remove_stale_temps(path)
     try:
         ckpt = _load_file(path)
+    except UnsafeCheckpointError:
+        raise   # not damage: its previous version is no more trustworthy (and converting is the fix)
     except CheckpointError as e:
         prev = previous_path(path)
         if not (fallback and prev.is_file()):
@@ -307,11 +406,15 @@ def build_discriminator(config: dict):
 
 
 def load_completion(path: str | Path, ckpt: dict | None = None):
-    """The completion network stored in a checkpoint, in eval mode, on the CPU."""
+    """The completion network stored in a checkpoint, in eval mode, on the CPU, with the
+    reduced-precision error stored in its meta (``model.reduced_precision``, None if never
+    measured: see :mod:`glcic_lib.precision_check`)."""
     ckpt = ckpt if ckpt is not None else read_checkpoint(path)
     entry = ckpt["completion"]
     model = build_completion(entry["config"])
     _load_state(model, entry, "completion network", path)
+    stored = (ckpt.get("meta") or {}).get("reduced_precision")
+    model.reduced_precision = stored if isinstance(stored, dict) and stored else None
     return model.eval()
 
 
@@ -324,3 +427,53 @@ def load_discriminator(path: str | Path, ckpt: dict | None = None):
     model = build_discriminator(entry["config"])
     _load_state(model, entry, "discriminator", path)
     return model
+
+
+# ---------------------------------------------------------------------------- converting old checkpoints
+
+def convert_checkpoint(src: str | Path, dst: str | Path, trust: bool = False) -> Path:
+    """Rewrite a checkpoint of an older glcic_lib (numpy random-number states, paths, ... in its
+    pickle) as one that loads with ``weights_only=True``; return ``dst``.
+
+    Reading ``src`` uses ``torch.load(..., weights_only=False)``, which runs whatever the file's
+    pickle says: it happens only with ``trust=True`` (``--trust`` on the command line), for a
+    file you or someone you trust wrote.  The result holds the same tensors, with numpy arrays
+    as tensors and other objects as plain types (:func:`to_plain`), and is checked by reading
+    it back the safe way."""
+    src, dst = Path(src), Path(dst)
+    if not trust:
+        raise CheckpointError(f"converting {src} runs any code its pickle holds: pass trust=True (--trust) only "
+                              f"if you trust where the file comes from")
+    if not src.is_file():
+        raise CheckpointError(f"checkpoint not found: {src}")
+    if dst.resolve() == src.resolve():
+        raise CheckpointError(f"the output {dst} would overwrite the input: write the converted file elsewhere")
+    try:
+        ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {src} ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from e
+    ckpt = _check(to_plain(ckpt, str(src)), src)
+    with atomic_write(dst) as f:
+        _write(ckpt, f)
+    _check(_load_file(dst), dst)   # it must now load without running code
+    return dst
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``convert-checkpoint``."""
+    p.add_argument("input", help="a checkpoint written by an older glcic_lib")
+    p.add_argument("output", help="where to write the converted checkpoint")
+    p.add_argument("--trust", action="store_true",
+                   help="required: reading the old file runs any code its pickle holds, so convert only "
+                        "files you trust")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``convert-checkpoint``."""
+    if not args.trust:
+        raise CheckpointError(f"reading {args.input} the old way runs any code hidden in it: add --trust if you "
+                              f"trust where it comes from (you or a colleague wrote it), otherwise delete it")
+    out = convert_checkpoint(args.input, args.output, trust=True)
+    print(f"wrote {out}: it loads without running code (weights_only=True)")
+    return 0

@@ -21,6 +21,10 @@ COMMANDS = {
     "datasets": ("glcic_lib.datasets", "download / unpack Places365, CelebA or CMP Facade"),
     "convert-torch7": ("glcic_lib.pretrained", "convert the authors' Torch7 .t7 model to a checkpoint"),
     "doctor": ("glcic_lib.doctor", "check this setup: versions, device, one training step per phase, a completion"),
+    "measure-precision": ("glcic_lib.precision_check",
+                          "measure a checkpoint's bfloat16/float16 error and store it (what precision auto reads)"),
+    "convert-checkpoint": ("glcic_lib.checkpoint",
+                           "rewrite a trusted checkpoint of an older glcic_lib so that it loads without running code"),
 }
 
 

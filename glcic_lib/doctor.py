@@ -7,9 +7,11 @@ is wrong and what to do about it.  The checks, in order:
 
 * ``python``, ``torch``: versions (the package needs Python 3.10 and torch 2.1 or newer).
 * ``device``: the device picked automatically (:func:`glcic_lib.device.pick_device`, or
-  ``--device``) and what it is: the GPU's name and memory, Apple MPS, or the CPU.
+  ``--device``) and what it is: the GPU's name and memory, Apple MPS, or the CPU with the torch
+  thread count :func:`glcic_lib.threads.choose_threads` picked (measured, or ``GLCIC_THREADS``).
 * ``precision``: the mixed-precision dtype training uses there
-  (:func:`glcic_lib.schedule.amp_dtype`) and the precision :func:`glcic_lib.complete` picks.
+  (:func:`glcic_lib.schedule.amp_dtype`) and the precision :func:`glcic_lib.complete` picks for
+  the demo model, with the reason (its stored reduced-precision measurement, or its absence).
 * ``data``, ``widgets``: whether the training images are found, and whether the packages the
   notebooks' widgets need (ipywidgets, anywidget) import.
 * ``trainer``, ``train: completion`` / ``discriminator`` / ``joint``: the real
@@ -219,10 +221,13 @@ def check_device(requested: str | None) -> tuple:
                       f"{props.major}.{props.minor}"), details
     if device.type == "mps":
         return "ok", "mps: Apple GPU (Metal)", details
+    from .threads import choose_threads
+
     bf16 = cpu_has_bfloat16()
-    threads = torch.get_num_threads()
-    details.update(threads=threads, bfloat16=bf16)
-    what = f"cpu: {threads} thread{'s' * (threads > 1)}, bfloat16 hardware {'yes' if bf16 else 'no'}"
+    choice = choose_threads()   # the thread count setup() uses: measured here, or GLCIC_THREADS / OMP_NUM_THREADS
+    threads = choice.threads
+    details.update(threads=threads, threads_source=choice.source, thread_timings=dict(choice.timings), bfloat16=bf16)
+    what = f"cpu: {choice.describe()}, bfloat16 hardware {'yes' if bf16 else 'no'}"
     if requested or os.environ.get("GLCIC_DEVICE"):
         return "ok", f"{what} (asked for by {given})", details
     if _has_nvidia_gpu() and not torch.cuda.is_available():
@@ -236,20 +241,35 @@ def check_device(requested: str | None) -> tuple:
 
 def check_precision(device: torch.device, amp: bool | str) -> tuple:
     """The dtypes used on ``device``: training's autocast (float16 with loss scaling on CUDA,
-    float32 elsewhere) and :func:`glcic_lib.complete`'s ``auto`` precision."""
-    from .inpaint import default_precision
+    float32 elsewhere) and what :func:`glcic_lib.complete`'s ``auto`` precision picks for the
+    bundled demo model there, and why (:func:`glcic_lib.inpaint.precision_choice`: reduced
+    precision only for a model whose stored measurement allows it)."""
+    from .inpaint import precision_choice
     from .schedule import amp_dtype
 
     train = amp_dtype(amp, device)
     train_text = "float32" if train is None else f"{str(train).replace('torch.', '')} autocast"
     if train == torch.float16:
         train_text += " + loss scaling (GradScaler)"
-    infer = default_precision(device)
-    details = {"train": str(train).replace("torch.", "") if train else "float32", "inference": infer}
-    message = f"training {train_text}; complete() {infer}"
+    model = _demo_model()
+    infer, why = precision_choice(model, device)
+    details = {"train": str(train).replace("torch.", "") if train else "float32", "inference": infer,
+               "inference_reason": why}
+    message = f"training {train_text}; complete() on the demo model: {why}"
     if device.type == "cuda" and train is None:
         return "warning", f"{message}: mixed precision is off, training runs ~2x slower (drop --no-amp)", details
     return "ok", message, details
+
+
+def _demo_model():
+    """The bundled demo model, or None when it is missing (the inference check reports that)."""
+    from .checkpoint import CheckpointError
+    from .pretrained import load_pretrained
+
+    try:
+        return load_pretrained()
+    except CheckpointError:
+        return None
 
 
 def check_data() -> tuple:
@@ -381,7 +401,7 @@ def check_inference(device: torch.device, size: int) -> tuple:
     ``device`` in :func:`glcic_lib.complete`'s automatic precision: the output must be finite
     and the known pixels exactly the input's.  A reduced-precision overflow (which ``complete``
     repairs by running again in float32) is a warning."""
-    from .inpaint import complete, default_precision
+    from .inpaint import complete, precision_choice
     from .pretrained import load_pretrained
 
     model = load_pretrained()
@@ -395,8 +415,8 @@ def check_inference(device: torch.device, size: int) -> tuple:
         t0 = time.perf_counter()
         out = complete(model, image, mask, device=device)
         seconds = time.perf_counter() - t0
-    precision = default_precision(device)
-    details = {"seconds": seconds, "precision": precision}
+    precision, why = precision_choice(model, device)
+    details = {"seconds": seconds, "precision": precision, "reason": why}
     if out.shape != image.shape or not torch.isfinite(out).all():
         return "error", (f"the demo model's output is not finite ({precision} on {device}): try "
                          f"complete(..., precision='float32') / a CPU, or report this line"), details

@@ -6,10 +6,16 @@ notebooks.  It runs one or more *methods* on every held-out image and scores eac
 
 * the completion network, raw (``"network"``) and/or with the paper's post-processing
   (``"network+post"``: fast marching, then Poisson blending, :mod:`glcic_lib.postprocess`);
-* classical baselines that need no training: OpenCV's fast marching method (``"telea"``,
-  Telea 2004) and its Navier-Stokes method (``"ns"``, Bertalmio et al. 2001), both
-  ``cv2.inpaint`` with radius :data:`BASELINE_RADIUS`.  They propagate the border's colours
-  into the hole: smooth, seamless and blurry; a fair floor for any learned method.
+* classical baselines that need no training (:data:`BASELINE_NAMES`, described in
+  :data:`BASELINE_INFO`): OpenCV's fast marching method (``"telea"``, Telea 2004, radius
+  :data:`BASELINE_RADIUS`; ``"telea5"``, radius 5), its Navier-Stokes method (``"ns"``,
+  Bertalmio et al. 2001), scikit-image's biharmonic inpainting (``"biharmonic"``, Damelin and
+  Hoang 2018) and OpenCV-contrib's frequency selective reconstruction (``"fsr"``, FSR_FAST,
+  Genser et al. 2018; run in its own environment by :mod:`glcic_lib.fsr`, and skipped with a
+  note where that environment is missing).  The first four propagate the border's colours
+  into the hole: smooth, seamless and blurry; FSR continues the border's dominant frequencies,
+  so it also continues regular texture.  Together they are the floor a learned method must
+  clear; the best of them, not the weakest, is the honest comparison.
 
 Holes are *fixed* (stored with the held-out images), so numbers from different runs and
 different methods are comparable image by image.
@@ -33,17 +39,32 @@ import cv2
 import numpy as np
 
 from .imageio import hole_mask
-from .metrics import GT_REFERENCE, HIGHER_IS_BETTER, METRIC_NAMES, UNITS, all_metrics, detail, seam
+from .metrics import GT_REFERENCE, HIGHER_IS_BETTER, METRIC_NAMES, UNITS, all_metrics, detail, grid_energy, seam
 
 #: ``cv2.inpaint`` radius of the baselines: the neighbourhood (in pixels) each newly filled
 #: pixel averages over.  3 is OpenCV's documented example value; the post-processing uses 1,
 #: as the authors' code does, because there it only provides a starting point for blending.
 BASELINE_RADIUS = 3
-#: Baseline name -> OpenCV flag.
+#: The OpenCV baselines evaluated by default (``ablation`` and older code iterate over it):
+#: name -> ``cv2.inpaint`` flag, radius :data:`BASELINE_RADIUS`.
 BASELINES = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
-#: The metrics the bar chart shows by default (the hole metrics, the seam and the detail ratio).
-PLOT_METRICS = ("l1_hole", "psnr_hole", "ssim_hole", "seam", "detail")
-#: Per-row numbers beside the metrics: the ground truth's own seam and detail on the same holes.
+#: Every ``cv2.inpaint`` baseline: name -> (flag, radius).
+OPENCV_BASELINES = {"telea": (cv2.INPAINT_TELEA, BASELINE_RADIUS), "telea5": (cv2.INPAINT_TELEA, 5),
+                    "ns": (cv2.INPAINT_NS, BASELINE_RADIUS)}
+#: One line per baseline :func:`evaluate` knows.
+BASELINE_INFO = {
+    "telea": f"OpenCV fast marching (Telea 2004), radius {BASELINE_RADIUS}",
+    "telea5": "OpenCV fast marching (Telea 2004), radius 5",
+    "ns": f"OpenCV Navier-Stokes (Bertalmio et al. 2001), radius {BASELINE_RADIUS}",
+    "biharmonic": "scikit-image biharmonic inpainting (smooth, solves a biharmonic equation in the hole)",
+    "fsr": "OpenCV-contrib frequency selective reconstruction, FSR_FAST (its own environment: glcic_lib.fsr)",
+}
+#: Every baseline :func:`evaluate` knows, in table order (the ``evaluate`` command runs them all).
+BASELINE_NAMES = tuple(BASELINE_INFO)
+#: The metrics the bar chart shows by default (the hole metrics, the seam, the detail ratio and
+#: the grid energy).
+PLOT_METRICS = ("l1_hole", "psnr_hole", "ssim_hole", "seam", "detail", "grid")
+#: Per-row numbers beside the metrics: the ground truth's own seam, detail and grid on the same holes.
 REFERENCE_NAMES = tuple(f"{k}_gt" for k in GT_REFERENCE)
 _POST_SUFFIX = "+post"
 #: Table arrows: higher is better, lower is better, closest to the ground truth's level is best.
@@ -52,14 +73,49 @@ _ARROWS = {True: "↑", False: "↓", None: "→gt"}
 
 # --------------------------------------------------------------------------- methods
 def opencv_inpaint(image: np.ndarray, mask: np.ndarray, method: str = "telea",
-                   radius: int = BASELINE_RADIUS) -> np.ndarray:
-    """Fill the holes with OpenCV's classical inpainting (``"telea"`` or ``"ns"``)."""
-    if method not in BASELINES:
-        raise ValueError(f"unknown OpenCV inpainting method {method!r}; choose one of {tuple(BASELINES)}")
+                   radius: int | None = None) -> np.ndarray:
+    """Fill the holes with OpenCV's classical inpainting (``"telea"``, ``"telea5"`` or ``"ns"``).
+
+    ``radius``: the neighbourhood ``cv2.inpaint`` averages over; ``None`` takes the method's
+    own (:data:`OPENCV_BASELINES`: 3, or 5 for ``"telea5"``).
+    """
+    if method not in OPENCV_BASELINES:
+        raise ValueError(f"unknown OpenCV inpainting method {method!r}; choose one of {tuple(OPENCV_BASELINES)}")
+    flag, default_radius = OPENCV_BASELINES[method]
     image, hole = _check_item("image", image, mask)
-    out = cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255, radius, BASELINES[method])
+    out = cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255,
+                      default_radius if radius is None else radius, flag)
     out[~hole] = image[~hole]  # cv2 leaves them alone; make it a guarantee
     return out
+
+
+def biharmonic_inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Fill the holes with scikit-image's biharmonic inpainting
+    (:func:`skimage.restoration.inpaint_biharmonic`, each colour channel on [0, 1], every
+    connected hole solved on its own), rounded back to uint8.  Smooth like Telea, but it
+    continues gradients through the hole instead of flattening them."""
+    from skimage.restoration import inpaint_biharmonic
+
+    image, hole = _check_item("image", image, mask)
+    out = inpaint_biharmonic(image.astype(np.float64) / 255.0, hole, channel_axis=-1, split_into_regions=True)
+    out = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    out[~hole] = image[~hole]
+    return out
+
+
+def baseline_inpaint(image: np.ndarray, mask: np.ndarray, method: str) -> np.ndarray:
+    """Any baseline of :data:`BASELINE_NAMES` on one image (``"fsr"`` through :mod:`glcic_lib.fsr`,
+    which raises :class:`glcic_lib.fsr.FSRUnavailable` where it cannot run)."""
+    if method in OPENCV_BASELINES:
+        return opencv_inpaint(image, mask, method)
+    if method == "biharmonic":
+        return biharmonic_inpaint(image, mask)
+    if method == "fsr":
+        from .fsr import fsr_inpaint
+
+        image, hole = _check_item("image", image, mask)
+        return fsr_inpaint([image], [hole])[0]
+    raise ValueError(f"unknown baseline {method!r}; choose from {BASELINE_NAMES}")
 
 
 def _check_item(name: str, image, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -153,9 +209,9 @@ class EvalResult:
     """Per-image rows and their summary.
 
     ``rows``: one dict per (image, method) with ``image``, ``method``, every metric of
-    :data:`glcic_lib.metrics.METRIC_NAMES`, ``seam_gt`` and ``detail_gt`` (the seam and detail
-    measures of the ground truth on the same holes: the levels a perfect completion would
-    reach) and ``seconds``.  Results saved before a metric existed read it back as NaN.
+    :data:`glcic_lib.metrics.METRIC_NAMES`, ``seam_gt``, ``detail_gt`` and ``grid_gt`` (the
+    seam, detail and grid measures of the ground truth on the same holes: the levels a perfect
+    completion would reach) and ``seconds``.  Results saved before a metric existed read it back as NaN.
     ``images``: name -> ``{"target", "mask", <method>: completed}`` (uint8), for figures.
     """
 
@@ -291,7 +347,12 @@ def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: st
       ``(name, image, mask)`` / ``(image, mask)``.
     * ``postprocess``: ``False`` (raw network output, method ``name``), ``True`` (with the
       paper's post-processing, method ``name + "+post"``) or ``"both"``.
-    * ``baselines``: any of ``"telea"``, ``"ns"`` (OpenCV inpainting, radius :data:`BASELINE_RADIUS`).
+    * ``baselines``: any of :data:`BASELINE_NAMES`: ``"telea"``, ``"telea5"``, ``"ns"`` (OpenCV,
+      radius 3, 5, 3), ``"biharmonic"`` (scikit-image), ``"fsr"`` (OpenCV-contrib FSR_FAST in
+      its own environment, :mod:`glcic_lib.fsr`: one worker process for all images; where no
+      such environment exists it is left out of the result and a note says how to install it).
+      A baseline's ``seconds`` is its time per image (for FSR measured inside the worker,
+      without the worker's start-up).
     * ``limit``: evaluate only the first ``limit`` images.
     * ``size``: first scale every image and its holes so the shorter side is ``size``
       (:func:`resize_item`); ``None`` keeps the stored size.
@@ -300,8 +361,10 @@ def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: st
     """
     baselines = list(baselines)
     for b in baselines:
-        if b not in BASELINES:
-            raise ValueError(f"unknown baseline {b!r}; choose from {tuple(BASELINES)}")
+        if b not in BASELINE_INFO:
+            raise ValueError(f"unknown baseline {b!r}; choose from {BASELINE_NAMES}")
+    if len(set(baselines)) != len(baselines):
+        raise ValueError(f"baselines must not repeat, got {baselines}")
     model = None if model_or_checkpoint is None else _load_model(model_or_checkpoint)
     if model is None and not baselines:
         raise ValueError("nothing to evaluate: pass a model or checkpoint, or some baselines")
@@ -314,14 +377,32 @@ def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: st
         items = [(n, *resize_item(img, hole, int(size))) for n, img, hole in items]
         items = [(n, *_check_item(f"held-out item {n!r} at size {size}", img, hole)) for n, img, hole in items]
 
+    fsr_fills = fsr_seconds = None
+    skipped = []
+    if "fsr" in baselines:
+        from . import fsr
+
+        python = fsr.find_python()
+        if python is None:  # a note, not an error: the other methods still run
+            print(fsr.unavailable_note())
+            baselines.remove("fsr")
+            methods.remove("fsr")
+            skipped.append("fsr")
+            if not methods:
+                return EvalResult([], [], {}, {"n_images": len(items), "baseline_radius": BASELINE_RADIUS,
+                                               "size": size, "skipped": skipped})
+        else:  # one worker process for the whole set
+            fsr_fills, fsr_seconds = fsr.fsr_inpaint([img for _, img, _ in items], [h for _, _, h in items],
+                                                     python=python, with_seconds=True)
+
     from tqdm.auto import tqdm
 
     from .inpaint import complete
     from .postprocess import postprocess as _post
 
     rows, images = [], {}
-    for item_name, image, hole in tqdm(items, desc=f"evaluate {', '.join(methods)}", disable=not progress,
-                                       leave=False):
+    for index, (item_name, image, hole) in enumerate(tqdm(items, desc=f"evaluate {', '.join(methods)}",
+                                                          disable=not progress, leave=False)):
         outputs, seconds = {}, {}
         if model is not None:
             t0 = time.perf_counter()
@@ -334,17 +415,158 @@ def evaluate(model_or_checkpoint=None, data=None, postprocess=False, *, name: st
                 outputs[name + _POST_SUFFIX] = _post(raw, hole)
                 seconds[name + _POST_SUFFIX] = t_raw + time.perf_counter() - t0
         for b in baselines:
+            if b == "fsr":
+                outputs[b], seconds[b] = fsr_fills[index], fsr_seconds[index]
+                continue
             t0 = time.perf_counter()
-            outputs[b] = opencv_inpaint(image, hole, b)
+            outputs[b] = baseline_inpaint(image, hole, b)
             seconds[b] = time.perf_counter() - t0
-        reference = {"seam_gt": seam(image, hole), "detail_gt": detail(image, hole)}
+        reference = {"seam_gt": seam(image, hole), "detail_gt": detail(image, hole),
+                     "grid_gt": grid_energy(image, hole)}
         for m in methods:
             rows.append({"image": item_name, "method": m, **all_metrics(outputs[m], image, hole),
                          **reference, "seconds": seconds[m]})
         if keep_images:
             images[item_name] = {"target": image, "mask": hole, **outputs}
     meta = {"n_images": len(items), "baseline_radius": BASELINE_RADIUS, "size": size}
+    if skipped:
+        meta["skipped"] = skipped
     return EvalResult(rows, methods, images, meta)
+
+
+# --------------------------------------------------------------------------- flat colours
+#: The named colours :func:`flat_fill_error` fills by default (RGB).
+FLAT_COLOURS = {"grey": (128, 128, 128), "blue": (20, 100, 160), "green": (60, 140, 60), "red": (200, 50, 50),
+                "near-black": (10, 10, 10), "near-white": (245, 245, 245)}
+
+
+def flat_colours(n_random: int = 4, seed: int = 0) -> dict[str, tuple[int, int, int]]:
+    """:data:`FLAT_COLOURS` and ``n_random`` random colours (uniform on [0, 255] per channel,
+    seeded, named ``random0``, ``random1``, ...)."""
+    rng = np.random.default_rng(seed)
+    out = dict(FLAT_COLOURS)
+    for i in range(int(n_random)):
+        out[f"random{i}"] = tuple(int(v) for v in rng.integers(0, 256, 3))
+    return out
+
+
+def flat_hole_masks(size: int = 256, hole: tuple[int, int] | None = (64, 96),
+                    small_holes: int = 6, small: int = 8) -> dict[str, np.ndarray]:
+    """The hole layouts of :func:`flat_fill_error`: label -> boolean ``(size, size)`` mask.
+
+    ``"HxW"``: one ``hole = (height, width)`` rectangle in the centre; ``"<n>x<s>px"``:
+    ``small_holes`` squares of ``small`` pixels, centred on a grid of 2 rows and
+    ``ceil(n / 2)`` columns spread evenly over the image (``small_holes=0`` leaves it out).
+    """
+    size = int(size)
+    out = {}
+    if hole is not None:
+        h, w = (int(v) for v in hole)
+        if not (0 < h < size and 0 < w < size):
+            raise ValueError(f"the hole {hole} must fit inside the {size}x{size} image with context around it")
+        m = np.zeros((size, size), bool)
+        y0, x0 = (size - h) // 2, (size - w) // 2
+        m[y0:y0 + h, x0:x0 + w] = True
+        out[f"{h}x{w}"] = m
+    if small_holes:
+        n, s = int(small_holes), int(small)
+        cols = -(-n // 2)
+        if s < 1 or s * max(cols, 2) * 2 > size:
+            raise ValueError(f"{n} holes of {s} px do not fit apart in a {size}x{size} image")
+        m = np.zeros((size, size), bool)
+        for k in range(n):
+            cy = size * (1 + 2 * (k // cols)) // 4                      # rows at 1/4 and 3/4
+            cx = size * (1 + 2 * (k % cols)) // (2 * cols)               # columns evenly spread
+            m[cy - s // 2:cy - s // 2 + s, cx - s // 2:cx - s // 2 + s] = True
+        out[f"{n}x{s}px"] = m
+    if not out:
+        raise ValueError("no holes: give hole=(height, width) and/or small_holes > 0")
+    return out
+
+
+def flat_fill_error(model="demo", colours=None, size: int = 256, hole: tuple[int, int] | None = (64, 96),
+                    small_holes: int = 0, small: int = 8, device=None, precision: str = "float32") -> list[dict]:
+    """Does the network copy a flat colour into a hole?  The first thing a completion network
+    trained with an MSE loss should learn; a colour cast here shows up in every photo.
+
+    Fills flat ``size x size`` images of every colour (``colours``: name -> RGB, a list of
+    RGB triples, or ``None`` for :func:`flat_colours`) with each hole layout of
+    :func:`flat_hole_masks` (one ``hole`` rectangle, 64x96 by default, and, with
+    ``small_holes=6`` say, a second image per colour with that many squares of ``small``
+    pixels) and measures the *raw* fill (no post-processing) in grey levels.  Returns one dict per (colour, layout)::
+
+        {"colour": name, "rgb": (r, g, b), "holes": "64x96", "fill": (mean R, G, B in the holes),
+         "max_channel_error": max over channels |mean fill - colour|,   # the cast
+         "mae": mean |fill - colour| over hole pixels and channels}     # cast + blotches
+
+    ``model``: a :class:`~glcic_lib.models.CompletionNetwork`, a checkpoint path or ``"demo"``
+    (run through :func:`glcic_lib.complete` as one batch; ``precision`` float32 by default so
+    the numbers do not depend on the CPU), or any other callable
+    ``fill(images, holes) -> images`` on uint8 ``(N, H, W, 3)`` and boolean ``(N, H, W)`` arrays.
+    The default run (10 colours, one hole) takes a quarter-width network about 0.7 s on one CPU
+    thread; :func:`flat_fill_table` prints the rows.
+    """
+    if colours is None:
+        colours = flat_colours()
+    elif not isinstance(colours, dict):
+        colours = {f"({r},{g},{b})": (r, g, b) for r, g, b in (tuple(int(v) for v in c) for c in colours)}
+    if not colours:
+        raise ValueError("no colours to fill")
+    rgbs = {}
+    for name, c in colours.items():
+        c = tuple(int(v) for v in c)
+        if len(c) != 3 or not all(0 <= v <= 255 for v in c):
+            raise ValueError(f"colour {name!r} must be an RGB triple on [0, 255], got {colours[name]!r}")
+        rgbs[name] = c
+    layouts = flat_hole_masks(size, hole, small_holes, small)
+    keys = [(n, lab) for lab in layouts for n in rgbs]
+    images = np.stack([np.broadcast_to(np.array(rgbs[n], np.uint8), (size, size, 3)) for n, _ in keys])
+    holes = np.stack([layouts[lab] for _, lab in keys])
+    filled = _fill_batch(model, images, holes, device, precision)
+    rows = []
+    for (n, lab), out, hole_ in zip(keys, filled, holes):
+        fill = out[hole_].astype(np.float64)                     # (pixels, 3)
+        target = np.array(rgbs[n], np.float64)
+        mean = fill.mean(axis=0)
+        rows.append({"colour": n, "rgb": rgbs[n], "holes": lab, "fill": tuple(float(v) for v in mean),
+                     "max_channel_error": float(np.abs(mean - target).max()),
+                     "mae": float(np.abs(fill - target).mean())})
+    return rows
+
+
+def _fill_batch(model, images: np.ndarray, holes: np.ndarray, device, precision) -> np.ndarray:
+    """Raw fills of a batch: through :func:`glcic_lib.complete` for a network, else ``model(images, holes)``."""
+    import torch
+
+    from .models import CompletionNetwork
+
+    net = getattr(model, "module", model)
+    if isinstance(model, (str, Path)) or isinstance(net, CompletionNetwork):
+        from .inpaint import complete
+
+        net = _load_model(model)
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+        m = torch.from_numpy(holes[:, None]).float()
+        out = complete(net, x, m, postprocess=False, device=device, precision=precision)
+        out = (out.float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    elif callable(model):
+        out = np.asarray(model(images.copy(), holes.copy()))
+    else:
+        raise TypeError(f"model must be a CompletionNetwork, a checkpoint path, 'demo' or a callable "
+                        f"fill(images, holes), got {type(model).__name__}")
+    if out.shape != images.shape or out.dtype != np.uint8:
+        raise ValueError(f"the fill must be uint8 {images.shape}, got {out.dtype} {out.shape}")
+    return out
+
+
+def flat_fill_table(rows: list[dict]) -> str:
+    """A Markdown table of :func:`flat_fill_error`'s rows (one line per colour and hole layout)."""
+    lines = ["| colour | RGB | holes | mean fill | max channel error | mean abs error |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        fill = "(" + ", ".join(f"{v:.0f}" for v in r["fill"]) + ")"
+        lines.append(f"| {r['colour']} | {tuple(r['rgb'])} | {r['holes']} | {fill} | "
+                     f"{r['max_channel_error']:.1f} | {r['mae']:.1f} |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- figures
@@ -447,7 +669,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--postprocess", choices=("off", "on", "both"), default="both",
                    help="evaluate the raw output, the post-processed one, or both (default)")
     p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
-                   help="also evaluate OpenCV Telea and Navier-Stokes inpainting (default: on)")
+                   help="also evaluate the classical baselines: Telea (radius 3 and 5), Navier-Stokes, "
+                        "biharmonic and FSR (FSR only where its environment exists, see glcic_lib.fsr) "
+                        "(default: on)")
     p.add_argument("--limit", type=int, default=None, help="only the first N held-out images")
     p.add_argument("--size", type=int, default=None,
                    help="scale images and holes to this shorter side first (default: as stored)")
@@ -458,7 +682,7 @@ def main(args: argparse.Namespace) -> int:
     """Run ``evaluate``: print the table, write files when ``--out`` is given."""
     model = None if str(args.checkpoint).lower() == "none" else args.checkpoint
     post = {"off": False, "on": True, "both": "both"}[args.postprocess]
-    result = evaluate(model, args.data, post, baselines=tuple(BASELINES) if args.baselines else (),
+    result = evaluate(model, args.data, post, baselines=BASELINE_NAMES if args.baselines else (),
                       device=args.device, limit=args.limit, size=args.size, keep_images=args.out is not None)
     print(result.table())
     if args.out:

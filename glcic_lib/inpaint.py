@@ -7,18 +7,25 @@ How the forward pass is made fast (measured by ``python -m glcic_lib bench``):
 * **batch norm folded** into the convolutions (:meth:`CompletionNetwork.fused`): in eval mode
   BN is an affine map per channel, so it can be multiplied into the preceding weights;
 * **channels-last** memory layout, which oneDNN (CPU) and cuDNN (GPU) prefer;
-* **reduced precision** where it is safe, chosen per device by :func:`default_precision`:
-  float16 on CUDA, bfloat16 on a CPU that computes it in hardware (Intel AMX or AVX512-BF16,
-  :func:`glcic_lib.device.cpu_has_bfloat16`), float32 on other CPUs and on Apple GPUs.  The
+* **reduced precision** where the *model* has been shown to tolerate it, chosen by
+  :func:`precision_choice`: the device's fast reduced precision (:func:`hardware_precision`:
+  float16 on CUDA, bfloat16 on a CPU that computes it in hardware, Intel AMX or AVX512-BF16,
+  :func:`glcic_lib.device.cpu_has_bfloat16`) only for a model whose checkpoint stores a measured
+  error against float32 (:mod:`glcic_lib.precision_check`: on the bundled held-out photographs,
+  inside the holes) of at most :data:`AUTO_MAX_MEAN_LEVELS` grey level on average and
+  :data:`AUTO_MAX_P999_LEVELS` at the 99.9th percentile; float32 for any other model, and for
+  one never measured (a fresh network, an older checkpoint, a Torch7 file read directly).  The
   last :data:`FLOAT32_TAIL` layers (64->32 and 32->3 channels, ~4% of the work) always stay in
-  float32.  bfloat16 keeps only 8 bits of mantissa, so the evidence that it is harmless comes
-  from a *trained* network: on the bundled demo model it moves the completed pixels by
-  0.09-0.51 uint8 levels on average inside the holes of the 8 held-out images (largest single
-  pixel: 10 levels), and ``tests/test_inpaint.py`` keeps every image's mean within 1 level.
-  (A random paper-size network, :func:`glcic_lib.bench.stress_model`, moves ~10% of its hole
-  pixels by more than 2 levels, but that network is chaotic: a one-level change of its
-  *input* moves it as much, so it says nothing about trained weights.)  Any explicit
-  ``precision=`` (``--precision`` on the command line) is kept as asked;
+  float32.  bfloat16 keeps only 8 bits of mantissa, and whether that matters depends on the
+  weights: on the bundled demo model it moves the completed pixels by 0.09-0.51 uint8 levels on
+  average inside the holes of the 8 held-out images (largest single pixel: 10 levels), and
+  ``tests/test_inpaint.py`` keeps every image's mean within 1 level; but a paper-width network
+  converted from the authors' Torch7 format (random weights with calibrated batch-norm
+  statistics) moved by up to 35 levels, and a random paper-size network
+  (:func:`glcic_lib.bench.stress_model`) moves ~10% of its hole pixels by more than 2 levels.
+  Hence a measurement per model, stored when training, ``make_demo`` or ``convert-torch7``
+  writes a checkpoint, or added later with ``glcic measure-precision CHECKPOINT``.  Any
+  explicit ``precision=`` (``--precision`` on the command line) is kept as asked;
 * **inference mode** (no autograd bookkeeping at all) and one cached inference copy per model;
 * **torch.compile**, opt-in (``compile=True``): Inductor with weight freezing compiles the
   inference copy once per image size (tens of seconds on a CPU) and then saves ~20% per call
@@ -30,8 +37,8 @@ Measured on the course's 2-core CPU (torch 2.13, float32, paper width): the defa
 takes 0.82 s / 2.9 s / 10.8 s / 48 s at 256 / 512 / 1024 / 2048 pixels, 1.43x / 1.54x / 1.72x /
 1.93x faster than Table 1 written as a plain ``nn.Sequential`` under ``torch.no_grad()``, with
 uint8 results within 1 grey level of it; a fresh process completing a 1024x1024 image peaks at
-~0.75 GB resident (2 GB at 2048).  In bfloat16 (the default on an AVX512-BF16 CPU, an AMD EPYC
-here), one 512x512 run with every candidate interleaved, on a machine shared with a training
+~0.75 GB resident (2 GB at 2048).  In bfloat16 (what ``auto`` picks on an AVX512-BF16 CPU, an AMD EPYC
+here, for a model measured to allow it), one 512x512 run with every candidate interleaved, on a machine shared with a training
 job (so all times are several times the idle ones; the ratios are what to read): plain fp32
 9.5 s, default path in float32 6.9 s (0.72x), ``auto`` = bfloat16 + channels-last 4.5 s
 (0.47x), ``compile=True`` 3.8 s (0.40x) after a first call of 15 s (it pays off after ~20
@@ -82,11 +89,19 @@ def _as_model(model) -> CompletionNetwork:
 # --------------------------------------------------------------------------------------------
 # precision and the inference copy of a model
 # --------------------------------------------------------------------------------------------
-def default_precision(device: torch.device) -> str:
-    """The precision ``precision="auto"`` picks: float16 on CUDA, bfloat16 on a CPU with
+#: ``precision="auto"`` runs a model in reduced precision only if its stored error against
+#: float32 (:mod:`glcic_lib.precision_check`) is at most this many grey levels on average inside
+#: the holes ...
+AUTO_MAX_MEAN_LEVELS = 1.0
+#: ... and at most this many at the 99.9th percentile of the hole pixels' differences.
+AUTO_MAX_P999_LEVELS = 4.0
+
+
+def hardware_precision(device: torch.device) -> str:
+    """The reduced precision ``device`` computes fast: float16 on CUDA, bfloat16 on a CPU with
     bfloat16 hardware (:func:`glcic_lib.device.cpu_has_bfloat16`; ``$GLCIC_CPU_BF16=0`` or
-    ``1`` overrides the detection), float32 elsewhere.  See the module docstring for why
-    bfloat16 is safe on a trained model."""
+    ``1`` overrides the detection), float32 (none) elsewhere.  What ``auto`` picks for a model
+    measured to tolerate it (:func:`precision_choice`)."""
     device = torch.device(device)
     if device.type == "cuda":
         return "float16"
@@ -95,12 +110,66 @@ def default_precision(device: torch.device) -> str:
     return "float32"
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """The dtype of the heavy layers for ``precision`` ("auto" or a dtype name) on ``device``."""
+def _within_limits(entry) -> bool:
+    try:
+        return (not entry.get("overflowed", False) and float(entry["mean"]) <= AUTO_MAX_MEAN_LEVELS
+                and float(entry["p999"]) <= AUTO_MAX_P999_LEVELS)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return False
+
+
+def _describe_error(name: str, entry) -> str:
+    try:
+        return (f"its stored {name} error is {float(entry['mean']):.2f} grey levels on average and "
+                f"{float(entry['p999']):.1f} at the 99.9th percentile inside the holes"
+                + (" (it overflowed)" if entry.get("overflowed") else ""))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return f"its stored {name} measurement is malformed ({entry!r:.60})"
+
+
+def precision_choice(model, device) -> tuple[str, str]:
+    """What ``precision="auto"`` runs ``model`` in on ``device``, and why (one line).
+
+    The device's fast precision (:func:`hardware_precision`) if the model's stored measurement
+    (``model.reduced_precision``, read from its checkpoint) is within
+    :data:`AUTO_MAX_MEAN_LEVELS` on average and :data:`AUTO_MAX_P999_LEVELS` at the 99.9th
+    percentile; float32 otherwise, and for a model never measured (``model`` None included).
+    On CUDA a bfloat16 measurement stands in for a missing float16 one: float16 rounds 8 times
+    finer (10 mantissa bits instead of 7), and an overflow of its narrower range is caught by
+    :func:`run_network`, which then repeats the pass in float32."""
+    device = torch.device(device)
+    fast = hardware_precision(device)
+    if fast == "float32":
+        where = {"cpu": "this CPU has no bfloat16 hardware (AMX / AVX512-BF16)",
+                 "mps": "Apple GPUs run float32"}.get(device.type, f"{device.type} runs float32")
+        return "float32", f"float32: {where}"
+    stored = getattr(getattr(model, "module", model), "reduced_precision", None) or {}
+    entry, name = stored.get(fast), fast
+    if entry is None and fast == "float16" and stored.get("bfloat16") is not None:
+        entry, name = stored["bfloat16"], "bfloat16"
+    if entry is None:
+        return "float32", (f"float32: the model has no stored {fast} measurement (a fresh network or an older "
+                           f"checkpoint); add one with `glcic measure-precision CHECKPOINT`, or ask for "
+                           f"precision='{fast}'")
+    limits = f"limits {AUTO_MAX_MEAN_LEVELS:g} and {AUTO_MAX_P999_LEVELS:g}"
+    if _within_limits(entry):
+        extra = "; float16 rounds 8x finer than bfloat16" if name != fast else ""
+        return fast, f"{fast}: {_describe_error(name, entry)} ({limits}){extra}"
+    return "float32", f"float32: {_describe_error(name, entry)}, beyond the {limits} for {fast} under auto"
+
+
+def default_precision(device: torch.device, model=None) -> str:
+    """The precision ``precision="auto"`` picks for ``model`` on ``device`` (see
+    :func:`precision_choice`; without a model: float32, as for any model never measured)."""
+    return precision_choice(model, device)[0]
+
+
+def resolve_precision(precision: str, device: torch.device, model=None) -> torch.dtype:
+    """The dtype of the heavy layers for ``precision`` ("auto" or a dtype name) of ``model`` on ``device``."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "auto":
-        precision = default_precision(device)
+        precision = default_precision(device, model)
     return _DTYPES[precision]
 
 
@@ -204,7 +273,7 @@ def run_network(model: CompletionNetwork, image: torch.Tensor, mask: torch.Tenso
     ``compile=True`` runs the cached ``torch.compile`` of the network (:func:`compiled_model`).
     """
     device = pick_device(device)
-    dtype = resolve_precision(precision, device)
+    dtype = resolve_precision(precision, device, model)
     h, w = image.shape[-2:]
     ph, pw = (-h) % MULTIPLE, (-w) % MULTIPLE
     x = image.to(device=device, dtype=torch.float32)
@@ -356,8 +425,10 @@ def complete(model, image, mask, postprocess: bool = False, device=None, precisi
       ``postprocess=True`` adds fast marching + Poisson blending
       (:func:`glcic_lib.postprocess.postprocess`, on uint8 images).
     * ``device``: None picks CUDA, then MPS, then CPU.  ``precision``: ``"auto"`` (see
-      :func:`default_precision`: float16 on CUDA, bfloat16 on CPUs with AMX or AVX512-BF16,
-      else float32), ``"float32"``, ``"bfloat16"`` or ``"float16"``, kept as asked.
+      :func:`precision_choice`: float16 on CUDA, bfloat16 on CPUs with AMX or AVX512-BF16, for
+      a model whose checkpoint stores a measured error within 1 grey level on average and 4 at
+      the 99.9th percentile; float32 otherwise and for models never measured), ``"float32"``,
+      ``"bfloat16"`` or ``"float16"``, kept as asked.
     * ``compile=True``: run a cached ``torch.compile`` of the network (see the module
       docstring): the first call of each image size compiles (tens of seconds), later calls
       are faster; worth it for many completions of one size.

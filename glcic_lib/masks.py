@@ -220,3 +220,70 @@ def border_hole(height: int, width: int, side: str | None = None, depth: float =
     else:
         mask[start:start + length, width - d:] = True
     return mask
+
+
+# ----------------------------------------------------------------------------- training holes beyond the paper
+
+#: Hole families of :func:`sample_training_hole` with their probabilities (``holes="mixed"``).
+MIXED_HOLES = (("rect", 0.35), ("small_rects", 0.15), ("free", 0.30), ("border", 0.20))
+
+
+class MaskHole(NamedTuple):
+    """A training hole of any shape: its bool ``mask`` (H, W) and the ``box`` bounding it (the
+    local discriminator's patch is centred on the box)."""
+
+    mask: np.ndarray
+    box: Box
+
+    def __eq__(self, other):
+        return isinstance(other, MaskHole) and self.box == other.box and np.array_equal(self.mask, other.mask)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+
+def bounding_box(mask: np.ndarray) -> Box:
+    """The smallest Box holding every True pixel of a bool (H, W) mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("the mask has no hole pixels: it has no bounding box")
+    return Box(int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
+
+
+def sample_training_hole(image_size: int, hole_range: tuple[int, int], rng=None) -> MaskHole:
+    """One hole of the ``mixed`` training regime (not the paper's, which is :func:`sample_hole`):
+
+    * ``rect`` (35%): the paper's rectangle, sides in ``hole_range``;
+    * ``small_rects`` (15%): 2-4 rectangles with sides in ``[lo / 4, hi / 2]``, so the network
+      also learns small holes right next to known pixels;
+    * ``free`` (30%): 1-4 free-form brush strokes (:func:`free_form_mask`), as a user paints;
+    * ``border`` (20%): a ``hole_range`` rectangle flush with one image edge (or a corner).
+
+    The hole is never empty and never covers the whole image."""
+    rng = as_rng(rng)
+    s = _check_size("image size", image_size)
+    lo, hi = int(hole_range[0]), int(hole_range[1])
+    names, probs = zip(*MIXED_HOLES)
+    kind = names[int(rng.choice(len(names), p=probs))]
+    if kind == "rect":
+        box = sample_hole(s, (lo, hi), rng)
+        return MaskHole(box_mask(box, s), box)
+    if kind == "small_rects":
+        small = (max(1, lo // 4), max(1, lo // 4, hi // 2))
+        mask = box_mask([sample_hole(s, small, rng) for _ in range(int(rng.integers(2, 5)))], s)
+    elif kind == "free":
+        mask = free_form_mask(s, s, strokes=int(rng.integers(1, 5)), brush=(0.04, 0.10), rng=rng)
+    else:
+        h, w = (int(v) for v in rng.integers(lo, hi + 1, size=2))
+        top = 0 if rng.random() < 0.5 else s - h
+        left = int(rng.integers(0, s - w + 1))
+        if rng.random() < 0.5:   # flush with a left/right edge instead (a corner half the time)
+            left = 0 if rng.random() < 0.5 else s - w
+            if rng.random() < 0.5:
+                top = int(rng.integers(0, s - h + 1))
+        mask = box_mask(Box(int(top), int(left), h, w), s)
+    if mask.all():   # a brush can in principle paint everything: keep one known corner
+        mask[: max(1, s // 8), : max(1, s // 8)] = False
+    return MaskHole(mask, bounding_box(mask))

@@ -81,15 +81,20 @@ class CompletionNetwork(nn.Module):
     ``width`` multiplies every channel count but the output's 3 (``width=1`` is the paper).
     ``mean_pixel`` fills the holes (the data set's mean colour; training sets it from the data).
     ``input_mode`` is ``"fill"`` (image in [0,1], holes = mean pixel; this course's training) or
-    ``"subtract"`` (image minus the mean, holes = 0: how the authors' Torch7 model was trained).
+    ``"subtract"`` (image minus the mean, holes = 0: how the authors' Torch7 model was trained)
+    or ``"opponent"`` (``"subtract"`` in a whitened opponent-colour basis: see :func:`network_input`).
     """
 
     def __init__(self, width: float = 1.0, mean_pixel=PLACES2_MEAN, input_mode: str = "fill"):
         super().__init__()
-        if input_mode not in ("fill", "subtract"):
-            raise ValueError(f"input_mode must be 'fill' or 'subtract', got {input_mode!r}")
+        if input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}")
         self.width = float(width)
         self.input_mode = input_mode
+        #: measured error of reduced precision against float32 (``{"bfloat16": {"mean": ..,
+        #: "p999": .., ...}}``, see :mod:`glcic_lib.precision_check`), read from the checkpoint's
+        #: meta; None: never measured, so ``complete(precision="auto")`` runs float32
+        self.reduced_precision: dict | None = None
         self.register_buffer("mean_pixel", torch.tensor(mean_pixel, dtype=torch.float32).view(1, 3, 1, 1))
         self.body, _ = _conv_stack(COMPLETION_LAYERS, COMPLETION_IN_CHANNELS, width)
 
@@ -132,20 +137,37 @@ def _fold_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
     conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
 
 
+INPUT_MODES = ("fill", "subtract", "opponent")
+#: ``"opponent"`` input: an orthonormal basis of luminance, red-green and yellow-blue
+#: (:data:`glcic_lib.losses.OPPONENT`), the colour rows scaled so that all three have about the
+#: same spread in photographs (colour differences vary ~4x less than brightness).  A fixed
+#: linear map before the first convolution: the same family of networks as ``"subtract"``
+#: (the first layer could absorb it), but gradient descent starts with filters that see colour
+#: as strongly as brightness.
+OPPONENT_INPUT = torch.tensor([[1 / 3 ** 0.5, 1 / 3 ** 0.5, 1 / 3 ** 0.5],
+                               [1 / 2 ** 0.5, -1 / 2 ** 0.5, 0.0],
+                               [1 / 6 ** 0.5, 1 / 6 ** 0.5, -2 / 6 ** 0.5]])
+OPPONENT_SCALE = torch.tensor([1.0, 4.0, 4.0])
+
+
 def network_input(image: torch.Tensor, mask: torch.Tensor, mean_pixel: torch.Tensor,
                   input_mode: str = "fill") -> torch.Tensor:
     """The 4-channel input of Table 1: the image with its holes blanked, then the mask.
 
     ``"fill"``: holes hold the mean pixel, known pixels stay in [0, 1].  ``"subtract"``: the
-    image minus the mean pixel, holes 0 (the authors' Torch7 convention).  Either way the
+    image minus the mean pixel, holes 0 (the authors' Torch7 convention).  ``"opponent"``:
+    ``"subtract"`` turned into the scaled opponent-colour basis :data:`OPPONENT_INPUT`.  Either way the
     network sees the same information: *where* the holes are (channel 4) and what surrounds them.
     """
     mean = mean_pixel.to(device=image.device, dtype=image.dtype)
     mask = mask.to(image.dtype)
     if input_mode == "fill":
         x = image * (1 - mask) + mean * mask
-    else:
+    elif input_mode == "subtract":
         x = (image - mean) * (1 - mask)
+    else:   # "opponent": luminance and two colour differences, the colour ones scaled up
+        basis = (OPPONENT_INPUT * OPPONENT_SCALE.view(3, 1)).to(device=image.device, dtype=image.dtype)
+        x = torch.einsum("ck,nkhw->nchw", basis, (image - mean) * (1 - mask))
     return torch.cat([x, mask], dim=1)
 
 

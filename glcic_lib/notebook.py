@@ -16,14 +16,20 @@ def in_colab() -> bool:
 def setup(seed: int = 0, quiet: bool = False) -> torch.device:
     """Seed everything, pick the device and print one line about the environment.
 
+    It also sets torch's CPU thread count (:func:`glcic_lib.threads.choose_threads`: the
+    faster of one thread and one per core, measured here in under a second; ``GLCIC_THREADS=N``
+    or ``OMP_NUM_THREADS=N`` fix it instead) and says which it chose.
     Returns the device the notebook should use.  In smoke mode (``GLCIC_SMOKE=1``) the line
     says so: the notebook then runs with small sizes and few iterations.
     """
+    from .threads import choose_threads
+
+    threads = choose_threads()          # measured once per process; GLCIC_THREADS=N overrides
     seed_everything(seed)
     device = pick_device()
     if not quiet:
         where = "Colab" if in_colab() else "local Jupyter"
-        print(f"{describe_device(device)} | {where} | seed {seed}")
+        print(f"{describe_device(device)} | {where} | seed {seed} | {threads.describe()}")
         if smoke_mode():
             print("smoke mode: small images, narrow networks and few iterations (unset GLCIC_SMOKE for the full run)")
     return device
@@ -104,4 +110,121 @@ def check_answer(name: str, given, expected, hint: str = "", decimals: int | Non
     else:
         print(f"{name}: {given!r} is not right yet." + (f" Hint: {hint}" if hint else
                                                       " Look again at the section it comes from."))
+    return ok
+
+
+# ---------------------------------------------------------------------------- coding exercises
+#: The lines that open and close the learner's part of an exercise cell.  Between them the
+#: stored notebook holds a skeleton (``raise NotImplementedError`` or ``return None`` where the
+#: code goes); ``notebooks/solutions/NN_name.py`` holds the same region filled in, which the
+#: tests substitute (:func:`fill_solutions`) to check that every check passes on a solution.
+EXERCISE_BEGIN = "# --- your code below ("
+EXERCISE_END = "# --- your code above"
+
+
+class NotAttempted(Exception):
+    """Raised by a check when the learner has not written the exercise yet."""
+
+
+def check_code(name: str, check, hint: str = "") -> bool | None:
+    """Run ``check()`` (a function of asserts on the learner's code) and print the verdict.
+
+    * the learner's function still raises ``NotImplementedError`` (or returns ``None`` where a
+      value is due, or ``check`` raises :class:`NotAttempted`): "not attempted yet", ``None``;
+    * every assert holds: "correct!", ``True``;
+    * an assert fails: its message and the ``hint``, ``False``; a wrong solution never stops the
+      notebook (the next cells run as well), so "Run All" still works.
+
+    Set ``GLCIC_EXERCISES_STRICT=1`` to make a failed check raise (the tests use it to run the
+    notebooks with the solutions filled in, so the checks themselves are tested).
+    """
+    import os
+
+    strict = os.environ.get("GLCIC_EXERCISES_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        check()
+    except (NotImplementedError, NotAttempted):
+        print(f"{name}: not attempted yet - write your code in the exercise cell and run it and this cell again")
+        if strict:
+            raise AssertionError(f"{name}: the solution was not filled in")
+        return None
+    except AssertionError as e:
+        msg = str(e) or "an assert failed"
+        print(f"{name}: not right yet: {msg}" + (f"\n  Hint: {hint}" if hint else ""))
+        if strict:
+            raise
+        return False
+    except Exception as e:   # the learner's code crashed: show what, not a long traceback
+        print(f"{name}: your code raised {type(e).__name__}: {e}" + (f"\n  Hint: {hint}" if hint else ""))
+        if strict:
+            raise
+        return False
+    print(f"{name}: correct!")
+    return True
+
+
+def attempted(value):
+    """``value``, or :class:`NotAttempted` when it is ``None`` (a skeleton's ``return None``)."""
+    if value is None:
+        raise NotAttempted()
+    return value
+
+
+def exercise_regions(source: str) -> dict[str, str]:
+    """``{name: code}`` for each ``# --- your code below (name)`` ... ``# --- your code above``
+    region of a cell or solutions file."""
+    regions, name, lines = {}, None, []
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(EXERCISE_BEGIN):
+            name, lines = stripped[len(EXERCISE_BEGIN):].split(")")[0].strip(), []
+        elif stripped.startswith(EXERCISE_END) and name is not None:
+            regions[name] = "\n".join(lines)
+            name = None
+        elif name is not None:
+            lines.append(line)
+    return regions
+
+
+def fill_solutions(cell_source: str, solutions: dict[str, str]) -> str:
+    """The cell with each exercise region replaced by its solution (regions without one stay)."""
+    out, skipping = [], False
+    for line in cell_source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(EXERCISE_BEGIN):
+            name = stripped[len(EXERCISE_BEGIN):].split(")")[0].strip()
+            out.append(line)
+            if name in solutions:
+                out.append(solutions[name])
+                skipping = True
+            continue
+        if stripped.startswith(EXERCISE_END):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- checked claims
+#: Set to 1 to make a failed :func:`claim` print instead of raise in a full run too.
+CLAIMS_SOFT_ENV = "GLCIC_CLAIMS_SOFT"
+#: How each verdict line starts (``tools/run_notebooks.py`` collects them from the outputs).
+CLAIM_OK, CLAIM_FAILED = "CLAIM ok: ", "CLAIM FAILED: "
+
+
+def claim(text: str, ok: bool) -> bool:
+    """Check a sentence of the notebook's text against this run's numbers and print the verdict.
+
+    Prints ``CLAIM ok: <text>`` or ``CLAIM FAILED: <text>``.  A failed claim raises an
+    ``AssertionError`` in a full run (so a rerun that changes the result stops at the sentence it
+    contradicts); in smoke mode (small, barely trained runs) or with ``GLCIC_CLAIMS_SOFT=1`` it
+    only prints.  Returns ``ok`` (as a bool)."""
+    import os
+
+    ok = bool(ok)
+    print((CLAIM_OK if ok else CLAIM_FAILED) + text)
+    soft = os.environ.get(CLAIMS_SOFT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    if not ok and not smoke_mode() and not soft:
+        raise AssertionError(f"the notebook claims '{text}', but this run's numbers do not show it "
+                             f"(set {CLAIMS_SOFT_ENV}=1 to go on anyway)")
     return ok

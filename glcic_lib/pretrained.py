@@ -311,10 +311,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``convert-torch7``: read, check against Table 1, write a checkpoint, verify it."""
+    """Run ``convert-torch7``: read, check against Table 1, measure its bfloat16 error
+    (:mod:`glcic_lib.precision_check`, stored in the meta), write a checkpoint, verify it."""
     import torch
 
     from .checkpoint import load_completion, save_checkpoint
+    from .inpaint import precision_choice
     from .torch7 import Torch7Error
 
     src = Path(args.input)
@@ -329,6 +331,11 @@ def main(args: argparse.Namespace) -> int:
         "authors_model": known.name if known else None,
         "licence": AUTHORS_LICENCE if known else "that of the Torch7 file's authors",
     }
+    # the network's own bfloat16 error on the held-out photographs: complete(precision="auto")
+    # uses bfloat16 for it only if that error is small (a paper-width network can move by tens of levels)
+    from .precision_check import describe, measure_precision
+
+    meta["reduced_precision"] = measure_precision(result.model, "cpu")
     save_checkpoint(out, result.model, meta=meta, keep_previous=False)  # a re-conversion needs no fallback copy
     # Check what was written: the reloaded checkpoint must reproduce the network exactly.
     reloaded = load_completion(out)
@@ -342,6 +349,8 @@ def main(args: argparse.Namespace) -> int:
         raise Torch7Error(f"{out} does not reproduce the Torch7 network's outputs")
     print(result.summary())
     print(f"wrote {out} (input_mode 'subtract'; verified: the reloaded checkpoint gives identical outputs)")
+    print(f"reduced precision: {describe(meta['reduced_precision'])}; complete(precision='auto') on this CPU: "
+          f"{precision_choice(reloaded, 'cpu')[1]}")
     if known:
         print(f"licence: {known.licence}")
     return 0
@@ -350,3 +359,43 @@ def main(args: argparse.Namespace) -> int:
 __all__ = ["AUTHORS_LICENCE", "AUTHORS_MODELS", "AUTHORS_PROJECT", "AuthorsModel", "DEMO_CHECKPOINT", "PUBLISHED",
            "authors_model_path", "file_md5", "authors_search_dirs", "demo_checkpoint_path", "download_authors_model",
            "load_pretrained", "load_torch7", "model_choices", "configure_parser", "main"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo's trained discriminator (notebook 03's alpha experiment)
+# ---------------------------------------------------------------------------------------------
+
+#: File name of the demo's trained context discriminator inside ``data/checkpoints``.
+DEMO_DISCRIMINATOR = "demo_discriminator.pt"
+
+
+def demo_discriminator_path() -> Path:
+    return bundled_data_dir() / "checkpoints" / DEMO_DISCRIMINATOR
+
+
+def load_demo_discriminator(with_meta: bool = False):
+    """The context discriminator trained against the demo model (CPU, eval mode).
+
+    Both arms, quarter width, 128-pixel images and 96-pixel local patches, as the demo run
+    trained it; made by ``data/checkpoints/extract_discriminator.py`` from that run.  With
+    ``with_meta`` returns ``(discriminator, meta)``: where it came from, its iteration and its
+    last logged ``d_real`` / ``d_fake``.  A missing or unusable file is a
+    :class:`~glcic_lib.checkpoint.CheckpointError` that says how to make it.
+    """
+    from .checkpoint import CheckpointError, load_discriminator, read_checkpoint
+
+    path = demo_discriminator_path()
+    how = (f"make it from a training run that has a discriminator: `python data/checkpoints/extract_discriminator.py "
+           f"RUN/checkpoint.pt` (e.g. after `python -m glcic_lib train --preset demo --iterations 0 200 0 --init-from "
+           f"{demo_checkpoint_path()} --out runs/demo_d`), or re-clone the repository")
+    if not path.exists():
+        raise CheckpointError(f"the demo's trained discriminator is missing ({path}): {how}")
+    ckpt = read_checkpoint(path)
+    disc = load_discriminator(path, ckpt)
+    if disc is None:
+        raise CheckpointError(f"{path} holds no discriminator: {how}")
+    disc = disc.eval()
+    return (disc, dict(ckpt.get("meta") or {})) if with_meta else disc
+
+
+__all__ += ["DEMO_DISCRIMINATOR", "demo_discriminator_path", "load_demo_discriminator"]

@@ -1,10 +1,23 @@
 """A training run's state on disk: what a checkpoint of a run holds (networks, optimisers,
 gradient scalers, iteration, history, RNG states) and how a run is restored from it, exactly
 enough that ``--resume`` continues bit for bit.  :class:`RunState` is a part of
-:class:`glcic_lib.train.Trainer`."""
+:class:`glcic_lib.train.Trainer`.
+
+Everything is stored as tensors and plain Python types, so that the checkpoint loads with
+``weights_only=True`` (:mod:`glcic_lib.checkpoint`): numpy's random state becomes a dict with
+its key as a tensor (:func:`numpy_rng_state`), restored exactly by :func:`set_numpy_rng_state`.
+The final checkpoint of a run also stores the trained network's measured reduced-precision
+error (:mod:`glcic_lib.precision_check`), which ``complete(precision="auto")`` reads.
+
+A checkpoint that cannot be written (a full disk: ``ENOSPC``, or the ``RuntimeError`` torch
+raises then, "[enforce fail at inline_container.cc] unexpected pos ...") stops the run with a
+:class:`CheckpointWriteError`: one line naming the file and the free space; the previous
+checkpoint is untouched (writes are atomic), so ``--resume`` continues once space is freed.
+"""
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +25,63 @@ import torch
 
 from .checkpoint import CheckpointError, _load_state, read_checkpoint, save_checkpoint
 from .schedule import RESUME_MUST_MATCH
+
+#: Fragments of the messages of the RuntimeError torch's zip writer raises when a write fails
+#: (a full disk shows as "[enforce fail at inline_container.cc:672] . unexpected pos N vs M").
+_TORCH_WRITE_FAILURES = ("inline_container", "unexpected pos", "PytorchStreamWriter", "file write failed")
+
+
+class CheckpointWriteError(CheckpointError):
+    """A training checkpoint could not be written (full disk, ...); the previous one is intact."""
+
+
+def numpy_rng_state() -> dict:
+    """numpy's global random state (``np.random.get_state()``) as plain types and a tensor."""
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    return {"bit_generator": str(name), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def set_numpy_rng_state(saved) -> None:
+    """Restore what :func:`numpy_rng_state` stored (or the tuple older checkpoints stored,
+    its key an array or, after ``convert-checkpoint``, a tensor)."""
+    if isinstance(saved, dict):
+        saved = (saved["bit_generator"], saved["key"], saved["pos"], saved["has_gauss"], saved["cached_gaussian"])
+    name, key, pos, has_gauss, cached = saved
+    key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
+    np.random.set_state((name, key.astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def describe_write_failure(path: Path, error: BaseException, saved_iteration: int | None) -> str:
+    """One line: which checkpoint could not be written, why, the free space, what is intact."""
+    path = Path(path)
+    if isinstance(error, OSError):
+        why = error.strerror or str(error) or type(error).__name__
+    else:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        why = f"the write failed ({first[:160]}; usually a full disk)"
+    try:
+        free = f"{_human_bytes(shutil.disk_usage(path.parent).free)} free on {path.parent}"
+    except OSError:
+        free = f"free space on {path.parent} unknown"
+    if path.is_file():
+        kept = (f"the previous checkpoint {path}" + (f" (iteration {saved_iteration})" if saved_iteration is not None
+                                                     else "") + " is intact: free some space and continue with --resume")
+    else:
+        kept = "no earlier checkpoint of this run exists: free some space and start again"
+    return f"cannot save the training checkpoint {path}: {why} ({free}); {kept}"
+
+
+#: What runs saved before a field existed used (so their checkpoints still resume).
+_DEFAULTS_BEFORE = {"holes": "rect"}
 
 
 class RunState:
@@ -29,20 +99,59 @@ class RunState:
             "history": self.history,
             "skipped": self.skipped,
             "elapsed": self.elapsed,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": numpy_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         }
         return state
 
-    def save(self, path: str | Path) -> Path | None:
-        """Write the checkpoint atomically (rank 0 only)."""
+    def save(self, path: str | Path, final: bool = False) -> Path | None:
+        """Write the checkpoint atomically (rank 0 only).  ``final``: the run's last checkpoint,
+        which also stores the network's measured reduced-precision error (:meth:`precision_error`).
+        A failed write (full disk, ...) is a :class:`CheckpointWriteError`."""
         if not self.is_main:
             return None
         meta = {"preset": self.config.preset, "iteration": self.iteration, "data_dir": str(self.data_root),
                 "note": "glcic_lib training run"}
-        saved = save_checkpoint(path, self.completion, self.discriminator, self.train_state(), meta)
+        if final:
+            measured = self.precision_error()
+            if measured:
+                meta["reduced_precision"] = measured
+        try:
+            saved = save_checkpoint(path, self.completion, self.discriminator, self.train_state(), meta)
+        except (OSError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and not any(f in str(e) for f in _TORCH_WRITE_FAILURES):
+                raise
+            raise CheckpointWriteError(describe_write_failure(Path(path), e, self._saved_iteration)) from None
         self._saved_iteration = self.iteration
         return saved
+
+    def precision_error(self) -> dict:
+        """The trained completion network's reduced-precision error against float32 on the
+        bundled held-out photographs (:func:`glcic_lib.precision_check.measure_precision`):
+        bfloat16 on the CPU, and float16 on the training GPU when there is one; measured once
+        per iteration count (a smoke run measures 2 images instead of 8).  It is also attached
+        to the network, so that ``complete(trainer.completion, ...)`` can use it.  Without the
+        held-out photographs (an installation without ``data/``) it warns and returns ``{}``:
+        the checkpoint then has no measurement, and ``auto`` runs it in float32."""
+        import sys
+
+        from .precision_check import measure_precision
+
+        cached = getattr(self, "_precision_error", None)
+        if cached is not None and cached[0] == self.iteration:
+            return cached[1]
+        n = 2 if self.config.preset == "smoke" else 8
+        try:
+            result = measure_precision(self.completion, "cpu", images=n)
+            if self.device.type == "cuda":   # float16 only: the CPU's bfloat16 entry is what a CPU decides from
+                result.update(measure_precision(self.completion, self.device, precisions=("float16",), images=n))
+        except (FileNotFoundError, ValueError) as e:
+            print(f"warning: the reduced-precision error of this network was not measured ({e}); "
+                  f"complete(precision='auto') will run it in float32", file=sys.stderr, flush=True)
+            result = {}
+        self.completion.reduced_precision = result or None
+        self._precision_error = (self.iteration, result)
+        return result
 
     def load(self, path: str | Path) -> None:
         """Restore a run from its checkpoint; a missing, corrupt or mismatched one is a CheckpointError."""
@@ -56,7 +165,7 @@ class RunState:
         saved = state.get("config", {})
         mine = self.config.to_dict()
         for key in RESUME_MUST_MATCH:
-            a, b = saved.get(key), mine[key]
+            a, b = saved.get(key, _DEFAULTS_BEFORE.get(key)), mine[key]
             if isinstance(a, list):
                 a = tuple(a)
             if a != b:
@@ -84,7 +193,7 @@ class RunState:
         if rng.get("torch") is not None:
             torch.set_rng_state(rng["torch"])
         if rng.get("numpy") is not None:
-            np.random.set_state(rng["numpy"])
+            set_numpy_rng_state(rng["numpy"])
         if rng.get("python") is not None:
             random.setstate(rng["python"])
         if rng.get("cuda") is not None and torch.cuda.is_available():

@@ -16,12 +16,13 @@ from .masks import scaled_hole_range, scaled_local_size
 PHASES = ("completion", "discriminator", "joint")
 DISCRIMINATORS = ("both", "global", "local", "none")
 OPTIMIZERS = ("adadelta", "adam")
+HOLES = ("rect", "mixed")
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
 
 #: Config fields that must match to resume a run (the rest, e.g. the schedule, may change).
 RESUME_MUST_MATCH = ("crop_size", "resize_range", "hole_range", "local_size", "batch_size", "accumulate",
-                     "width", "d_width", "discriminator", "optimizer", "real_patch", "seed")
+                     "width", "d_width", "discriminator", "optimizer", "real_patch", "seed", "holes")
 
 
 @dataclass
@@ -42,6 +43,19 @@ class TrainConfig:
     ``optimizer``: ``adadelta`` (the paper; ``lr`` 1.0) or ``adam`` (``lr`` 2e-4, betas 0.5/0.999).
     ``real_patch``: ``random`` (the paper's second hole ``M_d``) or ``same`` (the fake's box).
     ``saturating_gan``: use the paper's ``log(1 - D)`` instead of the non-saturating ``-log D``.
+    ``holes``: ``rect`` (the paper: one rectangle per image, sides in ``hole_range``) or
+    ``mixed`` (:func:`glcic_lib.masks.sample_training_hole`: the paper's rectangle, several
+    small ones, free-form strokes and holes at the border, so the network meets at training
+    time the holes it is used on).
+    ``known_weight``: weight of an MSE on the *known* pixels added to the hole MSE (0 in the
+    paper; the ``demo`` recipe uses it: the output is only pasted in the holes, but fitting the
+    surroundings too gives every pixel a gradient towards copying the colours it sees).
+    ``chroma_weight``: weight of the colour-difference channels in the reconstruction loss
+    (:func:`glcic_lib.losses.opponent_mse`; 1 is the paper's plain MSE).
+    ``input_mode``: how the completion network's input is built (:func:`glcic_lib.models.network_input`):
+    ``fill`` (holes hold the mean pixel), ``subtract`` (the authors' Torch7 convention) or
+    ``opponent`` (``subtract`` in a whitened opponent-colour basis); stored in the checkpoint.
+    ``d_lr``: the discriminators' learning rate (``None``: ``lr``, one rate for both as in the paper).
     ``init_from``: a checkpoint whose completion network starts this run (same ``width``):
     fine-tuning, or a curriculum from small crops to large ones; the network is fully
     convolutional, so weights learnt on 64x64 crops are valid for 128x128 ones.
@@ -78,6 +92,11 @@ class TrainConfig:
     mean_pixel: tuple[float, float, float] | None = None
     preset: str | None = None
     init_from: str | None = None
+    holes: str = "rect"
+    known_weight: float = 0.0
+    d_lr: float | None = None
+    chroma_weight: float = 1.0
+    input_mode: str = "fill"
 
     def __post_init__(self):
         for name in ("crop_size", "batch_size", "accumulate", "log_every", "sample_every", "checkpoint_every"):
@@ -96,6 +115,16 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.real_patch not in ("random", "same"):
             raise ValueError(f"real_patch must be 'random' or 'same', got {self.real_patch!r}")
+        if self.holes not in HOLES:
+            raise ValueError(f"holes must be one of {HOLES}, got {self.holes!r}")
+        if self.input_mode not in ("fill", "subtract", "opponent"):
+            raise ValueError(f"input_mode must be 'fill', 'subtract' or 'opponent', got {self.input_mode!r}")
+        if not self.chroma_weight >= 0:
+            raise ValueError(f"chroma_weight must be >= 0, got {self.chroma_weight}")
+        if self.d_lr is not None and not self.d_lr > 0:
+            raise ValueError(f"d_lr must be > 0, got {self.d_lr}")
+        if not self.known_weight >= 0:
+            raise ValueError(f"known_weight must be >= 0, got {self.known_weight}")
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.crop_size % 64:
@@ -159,6 +188,16 @@ PRESETS: dict[str, dict] = {
     # machine, see notebook 05): quarter width, 128 crops, holes [48, 64], local patch 64.
     "cpu": dict(crop_size=128, batch_size=8, accumulate=1, width=0.25, t_c=2000, t_d=150, t_joint=450,
                 log_every=20, sample_every=200, checkpoint_every=200, num_workers=0),
+    # The bundled demo model (data/checkpoints/README.md): 67 minutes on one core of a 2-core
+    # CPU.  Quarter width, 128 crops of photos resized to 160-320 px, holes of every kind
+    # (mixed), Adam, an MSE on the known pixels beside the hole MSE and colour differences
+    # weighted 8x in both: changes from the paper for this scale, each measured in the model
+    # card.  Two commands: T_C iterations with --discriminator none, then T_D + T_joint from
+    # that network with --lr 2e-4 (``--init-from``; the discriminators start from scratch).
+    "demo": dict(crop_size=128, resize_range=(160, 320), hole_range=(32, 80), local_size=96, batch_size=16,
+                 accumulate=1, width=0.25, t_c=4000, t_d=100, t_joint=1000, optimizer="adam", lr=1e-3,
+                 holes="mixed", known_weight=0.5, chroma_weight=8.0, log_every=25, sample_every=500,
+                 checkpoint_every=250, num_workers=0),
     # CI: a few iterations of every phase at 64x64 (holes [24, 32], local patch 32), < 1 minute.
     "smoke": dict(crop_size=64, batch_size=4, accumulate=1, width=0.25, t_c=6, t_d=2, t_joint=4,
                   log_every=2, sample_every=6, checkpoint_every=6, num_workers=0, n_samples=2),
@@ -166,7 +205,7 @@ PRESETS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides) -> TrainConfig:
-    """A :class:`TrainConfig` from a named preset (``paper``, ``colab``, ``cpu``, ``smoke``) with
+    """A :class:`TrainConfig` from a named preset (``paper``, ``colab``, ``cpu``, ``demo``, ``smoke``) with
     any field overridden, e.g. ``preset("cpu", discriminator="none", out_dir="runs/mse")``.
 
     ``paper``
@@ -191,6 +230,14 @@ def preset(name: str, **overrides) -> TrainConfig:
         (~10 minutes), about 18 minutes on one free core (``OMP_NUM_THREADS=1``), several
         times longer while other jobs share the CPU.  Learns the bundled images; blurry but
         real.
+    ``demo``
+        How the bundled demo model was made (``data/checkpoints/README.md``): quarter width,
+        128x128 crops, batch 16, holes of every kind (``holes="mixed"``), Adam (lr 1e-3), a
+        known-pixel MSE (``known_weight=0.5``) and colour differences weighted 8x
+        (``chroma_weight=8``); 4,000 MSE-only iterations (``--discriminator none``), then
+        100 + 1,000 iterations with both discriminators started from that network at lr 2e-4.
+        67 minutes on one core of a 2-core CPU, on ``data/train`` with the photographs of
+        ``data/build_extra_photos.py``.
     ``smoke``
         CI: 64x64 crops (holes 24-32, local patch 32), batch 4, 6 + 2 + 4 iterations, every
         phase runs, under a minute.

@@ -12,12 +12,20 @@ import torch
 from . import distributed, losses
 from .data import to_float
 from .device import autocast
-from .masks import Box, box_mask, local_box, random_box, sample_hole
+from .masks import Box, MaskHole, box_mask, local_box, random_box, sample_hole, sample_training_hole
 from .models import paste
 
-def hole_masks(holes: list[Box], size: int) -> torch.Tensor:
-    """(N, 1, size, size) float masks, 1 inside each image's hole."""
-    return torch.from_numpy(np.stack([box_mask(h, size) for h in holes]))[:, None].float()
+
+def hole_masks(holes: list, size: int) -> torch.Tensor:
+    """(N, 1, size, size) float masks, 1 inside each image's hole (a :class:`Box`, or a
+    :class:`MaskHole` of any shape)."""
+    return torch.from_numpy(np.stack([h.mask if isinstance(h, MaskHole) else box_mask(h, size)
+                                      for h in holes]))[:, None].float()
+
+
+def hole_box(hole) -> Box:
+    """The rectangle a hole's local patch is centred on: the hole itself, or its bounding box."""
+    return hole.box if isinstance(hole, MaskHole) else hole
 
 
 def crop_boxes(images: torch.Tensor, boxes: list[Box]) -> torch.Tensor:
@@ -46,8 +54,11 @@ class TrainingSteps:
         cfg = self.config
         ws = self.world_size
         rng = np.random.default_rng([cfg.seed, 7, iteration, micro, 0])
-        holes = [sample_hole(cfg.crop_size, cfg.hole_range, rng) for _ in range(n * ws)]
-        boxes = [local_box(h, cfg.local_size, cfg.crop_size) for h in holes]
+        if cfg.holes == "mixed":
+            holes = [sample_training_hole(cfg.crop_size, cfg.hole_range, rng) for _ in range(n * ws)]
+        else:
+            holes = [sample_hole(cfg.crop_size, cfg.hole_range, rng) for _ in range(n * ws)]
+        boxes = [local_box(hole_box(h), cfg.local_size, cfg.crop_size) for h in holes]
         if cfg.real_patch == "same":
             real = list(boxes)
         else:
@@ -87,15 +98,23 @@ class TrainingSteps:
             return self.c_net(micro["image"], micro["mask"])
 
     def generator_losses(self, micro: dict, adversarial: bool = True, output: torch.Tensor | None = None) -> dict:
-        """The completion network's losses on one micro-batch: ``mse``, ``adv`` (None without a
-        discriminator or with ``adversarial=False``) and ``loss`` = ``mse + alpha * adv``
+        """The completion network's losses on one micro-batch: ``mse`` (inside the holes), ``adv``
+        (None without a discriminator or with ``adversarial=False``) and ``loss`` = ``mse +
+        known_weight * mse_known + alpha * adv`` (with ``chroma_weight != 1`` the two MSE terms
+        are :func:`glcic_lib.losses.opponent_mse`; the logged ``mse`` stays the plain RGB one)
         (tensors with graphs).  ``output``: the network's output on this micro-batch when it was
         already computed with its graph (the joint phase shares one forward pass with D's step)."""
         x, m = micro["image"], micro["mask"]
         out = self.complete_micro(micro) if output is None else output
         mse = losses.masked_mse(out, x, m)
+        cw = self.config.chroma_weight
+        recon = mse if cw == 1 else losses.opponent_mse(out, x, m, cw)
+        if self.config.known_weight > 0:   # the demo recipe: also reproduce the known pixels
+            known = 1 - m
+            recon = recon + self.config.known_weight * (losses.masked_mse(out, x, known) if cw == 1
+                                                         else losses.opponent_mse(out, x, known, cw))
         if not adversarial or self.d_net is None:
-            return {"mse": mse, "adv": None, "loss": mse, "output": out}
+            return {"mse": mse, "adv": None, "loss": recon, "output": out}
         completed = paste(out, x, m)
         trained = [p for p in self.discriminator.parameters() if p.requires_grad]
         for p in trained:   # gradients flow *through* D, not *into* it
@@ -108,7 +127,7 @@ class TrainingSteps:
             for p in trained:   # only these: the biases before batch norm stay frozen (see models.Block)
                 p.requires_grad_(True)
         adv = losses.generator_loss(logits, saturating=self.config.saturating_gan)
-        return {"mse": mse, "adv": adv, "loss": losses.joint_loss(mse, adv, self.config.alpha), "output": out}
+        return {"mse": mse, "adv": adv, "loss": losses.joint_loss(recon, adv, self.config.alpha), "output": out}
 
     def discriminator_losses(self, micro: dict, output: torch.Tensor) -> dict:
         """BCE of the discriminator: real (x, real boxes) vs completed (paste(output), hole boxes)."""

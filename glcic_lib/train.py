@@ -31,7 +31,12 @@ Reproducibility and resuming: every random choice is a function of ``(seed, iter
 images (:class:`glcic_lib.data.StreamSampler`), their augmentation and the holes.  A checkpoint
 stores networks, optimisers, gradient scalers, iteration and RNG states, so ``resume=True``
 continues exactly where a run stopped; an interrupted run (Ctrl-C, a notebook's stop button)
-writes a checkpoint of its last complete iteration before it stops.
+writes a checkpoint of its last complete iteration before it stops.  Partial checkpoint files of
+saves killed earlier (``checkpoint.pt.*.tmp``) are removed when a run starts or resumes; a
+checkpoint that cannot be written (a full disk) stops the run with one line naming the file and
+the free space, the previous checkpoint intact for ``--resume``
+(:class:`glcic_lib.run_state.CheckpointWriteError`).  The final checkpoint stores the network's
+measured bfloat16 / float16 error, from which ``complete(precision="auto")`` decides.
 
 Several GPUs or processes: ``torchrun --nproc_per_node N -m glcic_lib train ...`` runs this
 trainer under DistributedDataParallel (:mod:`glcic_lib.distributed` explains how, including
@@ -59,7 +64,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import distributed
-from .checkpoint import CheckpointError, load_completion
+from .checkpoint import CheckpointError, load_completion, remove_stale_temps
 from .config import checkpoint_dir
 from .data import ImageFolder, StreamSampler, default_train_dir, mean_pixel, to_float
 from .device import pick_device, seed_everything
@@ -129,7 +134,8 @@ class Trainer(TrainingSteps, RunState):
         mean = config.mean_pixel or mean_pixel(self.data_root, files=self.data.files)
 
         seed_everything(distributed.rank_seed(config.seed, self.rank))
-        self.completion = CompletionNetwork(width=config.width, mean_pixel=mean).to(self.device)
+        self.completion = CompletionNetwork(width=config.width, mean_pixel=mean,
+                                            input_mode=config.input_mode).to(self.device)
         if config.init_from:   # before any wrapping; a resumed run then loads its own weights over these
             start = load_completion(config.init_from)
             if start.width != config.width:
@@ -152,7 +158,8 @@ class Trainer(TrainingSteps, RunState):
         self.c_net = self.wrap_model(self.completion)
         self.d_net = self.wrap_model(self.discriminator) if self.discriminator is not None else None
         self.opt_c = make_optimizer(config.optimizer, self.completion.parameters(), config.lr)
-        self.opt_d = (make_optimizer(config.optimizer, self.discriminator.parameters(), config.lr)
+        self.opt_d = (make_optimizer(config.optimizer, self.discriminator.parameters(),
+                                     config.d_lr if config.d_lr is not None else config.lr)
                       if self.discriminator is not None else None)
         # loss scaling guards float16 gradients against underflow (bfloat16 has float32's range)
         scale = self.amp_dtype == torch.float16
@@ -233,6 +240,11 @@ class Trainer(TrainingSteps, RunState):
     def _run(self, resume: bool, overwrite: bool) -> TrainResult:
         cfg = self.config
         ckpt_path = self.out_dir / CHECKPOINT
+        if self.is_main:   # partial files of saves killed in an earlier session of this run (no save runs now)
+            removed = remove_stale_temps(ckpt_path, older_than_s=0)
+            if removed:
+                print(f"note: removed {len(removed)} partial checkpoint file{'s' * (len(removed) > 1)} of killed "
+                      f"saves from {self.out_dir}", flush=True)
         if resume:
             self.load(ckpt_path)
             self._saved_iteration = self.iteration
@@ -283,7 +295,7 @@ class Trainer(TrainingSteps, RunState):
                 if self.is_main and (self.iteration % cfg.sample_every == 0 or done):
                     self.write_samples()
                 if self.iteration % cfg.checkpoint_every == 0 or done:
-                    self.save(ckpt_path)
+                    self.save(ckpt_path, final=done)
                 if not done and self._stop_requested():
                     raise KeyboardInterrupt(self._stop)
         except KeyboardInterrupt as e:
@@ -423,8 +435,19 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hole-range", type=int, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="hole side lengths in pixels (default: crop x [3/8, 1/2])")
     p.add_argument("--local-size", type=int, default=None, help="local discriminator patch (default: crop / 2)")
+    p.add_argument("--holes", choices=("rect", "mixed"), default=None,
+                   help="training holes: rect (the paper's one rectangle) or mixed (rectangles, small ones, "
+                        "free-form strokes, border holes)")
+    p.add_argument("--known-weight", type=float, default=None,
+                   help="weight of an MSE on the known pixels beside the hole MSE (paper: 0)")
+    p.add_argument("--chroma-weight", type=float, default=None,
+                   help="weight of the colour differences in the reconstruction loss (paper: 1, plain MSE)")
+    p.add_argument("--input-mode", choices=("fill", "subtract", "opponent"), default=None,
+                   help="how the completion network's input is built (glcic_lib.models.network_input; default fill)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--d-lr", type=float, default=None,
+                   help="the discriminators' learning rate (default: --lr, as in the paper)")
     p.add_argument("--alpha", type=float, default=None, help="weight of the adversarial loss (paper: 0.0004)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: auto)")
@@ -447,10 +470,12 @@ def _overrides(args: argparse.Namespace) -> dict:
     o = {}
     for arg, key in (("discriminator", "discriminator"), ("batch_size", "batch_size"), ("accumulate", "accumulate"),
                      ("width", "width"), ("crop", "crop_size"), ("resize_range", "resize_range"),
-                     ("hole_range", "hole_range"), ("local_size", "local_size"), ("optimizer", "optimizer"), ("lr", "lr"),
+                     ("hole_range", "hole_range"), ("local_size", "local_size"), ("optimizer", "optimizer"), ("lr", "lr"), ("d_lr", "d_lr"),
                      ("alpha", "alpha"), ("seed", "seed"), ("workers", "num_workers"), ("device", "device"),
                      ("log_every", "log_every"), ("sample_every", "sample_every"),
-                     ("checkpoint_every", "checkpoint_every"), ("init_from", "init_from")):
+                     ("checkpoint_every", "checkpoint_every"), ("init_from", "init_from"),
+                     ("holes", "holes"), ("known_weight", "known_weight"),
+                     ("chroma_weight", "chroma_weight"), ("input_mode", "input_mode")):
         if getattr(args, arg, None) is not None:
             o[key] = getattr(args, arg)
     if args.iterations:

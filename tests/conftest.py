@@ -36,3 +36,16 @@ def rng() -> np.random.Generator:
 def random_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """uint8 (h, w, 3) RGB noise."""
     return rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def gradient_images(tmp_path_factory):
+    """A folder of four small synthetic training images (72x80 PNG): sine and ramp channels."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("gradient_images")
+    yy, xx = np.mgrid[0:72, 0:80].astype(np.float32)
+    for i in range(4):
+        img = (np.stack([0.5 + 0.5 * np.sin(xx / (9 + i)), yy / 72, xx / 80], -1) * 255).astype(np.uint8)
+        cv2.imwrite(str(root / f"img{i}.png"), img)
+    return root

@@ -33,7 +33,9 @@ def test_bench_table_and_memory(capsys):
                              peak_size=256)
     text = bench.format_table(result)
     assert "machine peak (matrix multiply): float32" in text
-    assert text.splitlines()[2].split()[:3] == ["size", "GMACs", "default"]
+    # which path the model gets and why (issue 22): the random stress model was never measured
+    assert text.splitlines()[1].startswith("precision: float32: ")
+    assert text.splitlines()[3].split()[:3] == ["size", "GMACs", "default"]
     row = result.rows[0]
     assert row.plain_ms is None and row.telea_ms is None
     # CPU peak memory: RSS of a fresh process, so at least the size of Python + torch

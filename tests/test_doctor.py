@@ -27,7 +27,9 @@ def test_the_cpu_report_runs_every_check_and_every_phase(report):
         assert "images/s" in check.message
     assert "g_adv" in report.get("train: joint").details["losses"]   # the joint phase is adversarial
     assert report.get("device").details["device"] == "cpu"
-    assert report.get("precision").details == {"train": "float32", "inference": "float32"}  # conftest: no bf16
+    precision = report.get("precision").details
+    assert (precision["train"], precision["inference"]) == ("float32", "float32")  # conftest: no bf16
+    assert "complete() on the demo model: float32: this CPU has no bfloat16 hardware" in report.get("precision").message
     assert report.get("peak memory").details["peak_mb"] > 0
     assert "demo model completed a 64x64 image" in report.get("inference").message
 

@@ -53,6 +53,8 @@ def test_rows_agree_with_the_metrics_of_the_kept_images(result):
         row = next(r for r in result.rows if r["image"] == name and r["method"] == m)
         assert row == pytest.approx({**row, **metrics.all_metrics(out, img, mask)})
         assert row["seam_gt"] == pytest.approx(metrics.seam(img, mask))
+        assert row["grid_gt"] == pytest.approx(metrics.grid_energy(img, mask))
+        assert row["detail_gt"] == pytest.approx(metrics.detail(img, mask))
 
 
 def test_summary_is_mean_and_std_over_images(result):
@@ -163,7 +165,12 @@ def test_cli_writes_the_files(tmp_path, tiny_model, monkeypatch):
     rc = run(["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "ev")])
     assert rc == 0
     rows = (tmp_path / "ev" / "rows.csv").read_text().splitlines()
-    assert len(rows) == 1 + 2 * 4
+    # raw + post + every baseline (FSR only where its environment exists)
+    from glcic_lib import fsr
+
+    n_methods = 2 + len(evaluation.BASELINE_NAMES) - (0 if fsr.available() else 1)
+    assert len(rows) == 1 + 2 * n_methods
+    assert "grid_gt" in rows[0].split(",")
 
 
 def test_exported_at_the_package_level():

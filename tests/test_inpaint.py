@@ -150,7 +150,8 @@ def test_default_path_is_within_one_level_of_a_plain_float32_network(rng):
 
 def test_precisions(small_model, rng):
     assert inpaint.default_precision(torch.device("cpu")) == "float32"
-    assert inpaint.default_precision(torch.device("cuda")) == "float16"
+    assert inpaint.hardware_precision(torch.device("cuda")) == "float16"
+    assert inpaint.default_precision(torch.device("cuda")) == "float32"   # no model, no measurement
     assert inpaint.resolve_precision("auto", torch.device("cpu")) == torch.float32
     image = random_image(rng, 20, 20)
     mask = _box_mask(20, 20, 5, 15, 5, 15)
@@ -166,25 +167,75 @@ def test_precisions(small_model, rng):
 
 
 
-def test_auto_precision_is_bfloat16_on_bf16_cpus_and_explicit_choices_are_kept(small_model, rng, monkeypatch):
+def _measured(model, mean, p999, name="bfloat16"):
+    """A copy of ``model`` carrying a stored measurement (as load_completion attaches it)."""
+    import copy
+
+    m = copy.deepcopy(model)
+    m.reduced_precision = {name: {"mean": mean, "p999": p999, "max": int(p999) + 1, "device": "cpu"}}
+    return m
+
+
+def test_auto_precision_follows_the_model_s_stored_measurement_and_explicit_choices_are_kept(small_model, rng,
+                                                                                              monkeypatch):
     image = random_image(rng, 24, 20)
     mask = _box_mask(24, 20, 4, 16, 4, 12)
     f32 = complete(small_model, image, mask, precision="float32")
     bf16 = complete(small_model, image, mask, precision="bfloat16")
+    good, bad_mean, bad_tail = _measured(small_model, 0.3, 2.0), _measured(small_model, 1.4, 3.0), \
+        _measured(small_model, 0.5, 9.0)
     monkeypatch.setenv("GLCIC_CPU_BF16", "1")
-    assert inpaint.default_precision(torch.device("cpu")) == "bfloat16"
-    assert inpaint.default_precision(torch.device("cuda")) == "float16"
-    assert inpaint.default_precision(torch.device("mps")) == "float32"
-    assert inpaint.resolve_precision("auto", torch.device("cpu")) == torch.bfloat16
-    assert inpaint.resolve_precision("float32", torch.device("cpu")) == torch.float32
-    assert np.array_equal(complete(small_model, image, mask), bf16)
-    assert np.array_equal(complete(small_model, image, mask, precision="float32"), f32)
-    net = inpaint.inference_model(small_model, "cpu", inpaint.resolve_precision("auto", torch.device("cpu")))
-    assert net.head[0].conv.weight.dtype == torch.bfloat16
-    assert net.head[0].conv.weight.is_contiguous(memory_format=torch.channels_last)  # bf16 + channels-last
-    monkeypatch.setenv("GLCIC_CPU_BF16", "0")
-    assert inpaint.default_precision(torch.device("cpu")) == "float32"
+    cpu = torch.device("cpu")
+    assert inpaint.hardware_precision(cpu) == "bfloat16"
+    # a model never measured (a fresh network, an old checkpoint): float32 unless asked
+    assert small_model.reduced_precision is None
+    precision, why = inpaint.precision_choice(small_model, cpu)
+    assert precision == "float32" and "no stored bfloat16 measurement" in why and "measure-precision" in why
     assert np.array_equal(complete(small_model, image, mask), f32)
+    assert np.array_equal(complete(small_model, image, mask, precision="bfloat16"), bf16)   # explicit: kept
+    # within 1 level on average and 4 at the 99.9th percentile: bfloat16 (+ channels-last)
+    precision, why = inpaint.precision_choice(good, cpu)
+    assert precision == "bfloat16" and "0.30 grey levels on average and 2.0 at the 99.9th percentile" in why
+    assert inpaint.resolve_precision("auto", cpu, good) == torch.bfloat16
+    assert inpaint.resolve_precision("float32", cpu, good) == torch.float32
+    assert np.array_equal(complete(good, image, mask), bf16)
+    assert np.array_equal(complete(good, image, mask, precision="float32"), f32)
+    net = inpaint.inference_model(good, "cpu", inpaint.resolve_precision("auto", cpu, good))
+    assert net.head[0].conv.weight.dtype == torch.bfloat16
+    assert net.head[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    # too large on average, or in the tail: float32, and the reason says so
+    for model in (bad_mean, bad_tail):
+        precision, why = inpaint.precision_choice(model, cpu)
+        assert precision == "float32" and "beyond the limits 1 and 4" in why, why
+        assert np.array_equal(complete(model, image, mask), f32)
+    overflowed = _measured(small_model, 0.1, 1.0)
+    overflowed.reduced_precision["bfloat16"]["overflowed"] = True
+    assert inpaint.default_precision(cpu, overflowed) == "float32"
+    # the other devices: CUDA takes float16 on a float16 (or, standing in, a bfloat16) measurement; MPS float32
+    assert inpaint.default_precision(torch.device("cuda"), good) == "float16"
+    assert "float16 rounds 8x finer" in inpaint.precision_choice(good, torch.device("cuda"))[1]
+    assert inpaint.default_precision(torch.device("cuda"), _measured(small_model, 0.1, 1.0, "float16")) == "float16"
+    assert inpaint.default_precision(torch.device("cuda"), bad_tail) == "float32"
+    assert inpaint.default_precision(torch.device("mps"), good) == "float32"
+    # a CPU without bfloat16 hardware: float32 whatever the measurement
+    monkeypatch.setenv("GLCIC_CPU_BF16", "0")
+    precision, why = inpaint.precision_choice(good, cpu)
+    assert precision == "float32" and "no bfloat16 hardware" in why
+    assert np.array_equal(complete(good, image, mask), f32)
+
+
+def test_a_checkpoint_carries_its_measurement_to_auto(small_model, tmp_path, monkeypatch):
+    from glcic_lib.checkpoint import load_completion, save_checkpoint
+
+    monkeypatch.setenv("GLCIC_CPU_BF16", "1")
+    stored = {"bfloat16": {"mean": 0.2, "p999": 2.0, "max": 4, "device": "cpu"}}
+    save_checkpoint(tmp_path / "measured.pt", small_model, meta={"reduced_precision": stored})
+    save_checkpoint(tmp_path / "plain.pt", small_model)
+    measured = load_completion(tmp_path / "measured.pt")
+    assert measured.reduced_precision == stored
+    assert inpaint.default_precision(torch.device("cpu"), measured) == "bfloat16"
+    assert load_completion(tmp_path / "plain.pt").reduced_precision is None
+    assert inpaint.default_precision(torch.device("cpu"), load_completion(tmp_path / "plain.pt")) == "float32"
 
 
 def test_bf16_cpu_detection(monkeypatch, tmp_path):

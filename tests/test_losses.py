@@ -84,3 +84,26 @@ def test_masked_mse_in_half_precision_counts_large_holes_exactly():
     got = losses.masked_mse(out.half(), target.half(), mask.half())
     assert got.dtype == torch.float32
     assert float(got) == pytest.approx(float(want), rel=1e-3) and float(want) > 0.1
+
+
+def test_opponent_mse_is_the_masked_mse_at_weight_one_and_weights_colour_differences():
+    from glcic_lib.losses import OPPONENT, masked_mse, opponent_mse
+
+    assert torch.allclose(OPPONENT @ OPPONENT.T, torch.eye(3), atol=1e-6)     # orthonormal
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    m = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float()
+    assert opponent_mse(a, b, m, 1.0).item() == pytest.approx(masked_mse(a, b, m).item(), rel=1e-6)
+    grey = torch.full((1, 3, 4, 4), 0.5)
+    ones = torch.ones(1, 1, 4, 4)
+    brighter = grey + 0.1                                 # a pure luminance error: weight 1 whatever w
+    assert opponent_mse(brighter, grey, ones, 8.0).item() == pytest.approx(0.01, rel=1e-5)
+    redder = grey.clone()
+    redder[:, 0] += 0.1
+    redder[:, 1] -= 0.1                                   # a pure red-green error: weighted by w
+    # by hand: RGB squared errors 0.01 + 0.01 + 0 over 3 values, times w = 4
+    assert opponent_mse(redder, grey, ones, 4.0).item() == pytest.approx(4 * 0.02 / 3, rel=1e-5)
+    with pytest.raises(ValueError, match="RGB"):
+        opponent_mse(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4), ones)
+    with pytest.raises(ValueError, match="chroma_weight"):
+        opponent_mse(a, b, m, -1)

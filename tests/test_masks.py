@@ -116,3 +116,35 @@ def test_border_hole_touches_its_edge(side):
     assert depth == (25 if side in ("top", "bottom") else 20)
     with pytest.raises(ValueError, match="side must be one of"):
         masks.border_hole(10, 10, side="middle", rng=0)
+
+
+def test_mixed_training_holes_cover_every_family_and_stay_sane():
+    from glcic_lib.masks import MIXED_HOLES, MaskHole, bounding_box, sample_training_hole
+
+    rng = np.random.default_rng(0)
+    holes = [sample_training_hole(128, (32, 80), rng) for _ in range(300)]
+    touches_border = small = 0
+    for h in holes:
+        assert isinstance(h, MaskHole) and h.mask.dtype == bool and h.mask.shape == (128, 128)
+        assert h.mask.any() and not h.mask.all()
+        assert h.box == bounding_box(h.mask)
+        rows, cols = h.box.slices
+        assert h.mask[rows, cols].any() and not h.mask[: h.box.top].any()
+        touches_border += bool(h.mask[0].any() or h.mask[-1].any() or h.mask[:, 0].any() or h.mask[:, -1].any())
+        small += h.mask.mean() < 0.05
+    # the border family (20%) always touches an edge; strokes and rectangles sometimes do too
+    assert touches_border >= 0.2 * len(holes) * 0.7
+    assert small >= 10                                      # small rectangles and thin strokes
+    assert abs(sum(p for _, p in MIXED_HOLES) - 1) < 1e-12
+    again = [sample_training_hole(128, (32, 80), np.random.default_rng(0)) for _ in range(1)]
+    assert again[0] == holes[0] and holes[0] != holes[1]    # seeded
+
+
+def test_bounding_box_by_hand_and_of_an_empty_mask():
+    from glcic_lib.masks import Box, bounding_box
+
+    m = np.zeros((10, 12), bool)
+    m[2, 3] = m[6, 9] = True
+    assert bounding_box(m) == Box(2, 3, 5, 7)
+    with pytest.raises(ValueError, match="no hole pixels"):
+        bounding_box(np.zeros((4, 4), bool))

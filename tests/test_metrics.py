@@ -195,3 +195,91 @@ def test_detail_bad_inputs_are_named():
         metrics.detail(img, box, ring=0)
     with pytest.raises(ValueError, match="uint8"):
         metrics.detail(img.astype(np.float32), box)
+
+
+# --------------------------------------------------------------------------- grid energy (period-4 lattice)
+def _cosine(h=64, w=64, amplitude=40, period=4, axis=1):
+    """128 + amplitude * cos(2 pi t / period) along ``axis`` (exact integers for period 4)."""
+    t = np.arange(w if axis == 1 else h)
+    wave = np.rint(128 + amplitude * np.cos(2 * np.pi * t / period))
+    grey = np.tile(wave, (h, 1)) if axis == 1 else np.tile(wave[:, None], (1, w))
+    return np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+
+
+def test_grid_region_is_the_hole_eroded_by_the_margin():
+    box = _box(40, 40, 10, 30, 5, 35)
+    assert np.array_equal(metrics.grid_region(box, 3), _box(40, 40, 13, 27, 8, 32))
+    edge = _box(40, 40, 0, 20, 0, 40)   # a hole touching the image border: the border counts as known
+    assert np.array_equal(metrics.grid_region(edge, 2), _box(40, 40, 2, 18, 2, 38))
+
+
+def test_a_pure_period_4_cosine_scores_the_maximum_computed_by_hand():
+    img, box = _cosine(amplitude=40), _box(64, 64, 9, 55, 9, 55)
+    # the cosine is 168, 128, 88, 128 along x; its Laplacian 2*40 - 0 - 0 = 80, 0, -80, 0: every
+    # value is its class's mean, so the pattern holds all the energy, 3200 per pixel and channel
+    assert metrics.grid_energy(img, box, eps=0) == pytest.approx(100.0)
+    assert metrics.grid_energy(img, box) == pytest.approx(100 * 3200 / (3200 + 1))
+    assert metrics.grid_energy(_cosine(axis=0), box) == pytest.approx(100 * 3200 / 3201)
+    # a period-2 checkerboard (the other frequency of the lattice): Laplacian +-160
+    y, x = np.mgrid[0:64, 0:64]
+    checker = np.repeat((128 + 20 * (-1) ** (x + y))[..., None], 3, axis=2).astype(np.uint8)
+    assert metrics.grid_energy(checker, box) == pytest.approx(100 * 160 ** 2 / (160 ** 2 + 1))
+
+
+def test_constant_ramps_and_quadratic_shading_score_zero():
+    box = _box(32, 16, 2, 30, 1, 15)
+    flat = np.full((32, 16, 3), 90, np.uint8)
+    y, x = np.mgrid[0:32, 0:16]
+    ramp = np.stack([40 + 2 * x + y, 200 - 3 * y, 10 + 5 * x], 2).astype(np.uint8)
+    bowl = np.repeat((10 + x * x)[..., None], 3, axis=2).astype(np.uint8)   # Laplacian -2 everywhere
+    for img in (flat, ramp, bowl):
+        assert metrics.grid_energy(img, box) == 0.0
+        assert metrics.grid_energy(img, box, eps=0) == 0.0   # no energy at all: 0, not 0/0
+
+
+def test_grid_equals_the_laplacian_power_share_of_the_lattice_frequencies():
+    """With a 40x40 measured rectangle (a multiple of 4), the class means are exactly the
+    Fourier bins (k/4, l/4) of the Laplacian: check against numpy's FFT."""
+    img, box = _noise(64, 64, seed=5), _box(64, 64, 9, 55, 9, 55)   # measured: rows/cols 12..51
+    f = img.astype(np.float64)
+    lap = 4 * f[1:-1, 1:-1] - f[:-2, 1:-1] - f[2:, 1:-1] - f[1:-1, :-2] - f[1:-1, 2:]
+    crop = lap[11:51, 11:51]                  # lap[i] is pixel i + 1: pixels 12..51
+    power = np.abs(np.fft.fft2(crop, axes=(0, 1))) ** 2
+    power[0, 0] = 0                           # the mean is not a grid
+    lattice = np.zeros((40, 40), bool)
+    lattice[::10, ::10] = True                # bins 0, 10, 20, 30 of 40: 0, 1/4, 1/2, 3/4 cycle per pixel
+    expected = 100 * power[lattice].sum() / power.sum()
+    assert metrics.grid_energy(img, box, eps=0) == pytest.approx(expected)
+    assert expected < 100 * 3 * 15 / (40 * 40)   # white noise: near the floor of 15 / K per cent
+
+
+def test_grid_rises_when_a_faint_grid_is_added_and_falls_with_blur():
+    import cv2
+
+    rng = np.random.default_rng(7)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (96, 96, 3)).astype(np.float64), (0, 0), 1.2) * 3 - 250
+    photo = np.clip(photo, 0, 255).astype(np.uint8)   # some smooth texture with edges
+    box = _box(96, 96, 24, 72, 16, 80)
+    grid = np.tile(np.array([[3, -1, 2, -2], [-1, 1, -3, 0], [2, -2, 1, -1], [0, 2, -1, 1]]), (24, 24))
+    gridded = photo.copy()
+    gridded[box] = np.clip(photo.astype(int) + grid[..., None], 0, 255)[box]
+    blurred = photo.copy()
+    blurred[box] = cv2.GaussianBlur(photo, (0, 0), 3)[box]
+    g_photo, g_grid, g_blur = (metrics.grid_energy(i, box) for i in (photo, gridded, blurred))
+    assert g_photo < 2 and g_grid > 5 * g_photo and g_blur < 1
+    assert metrics.all_metrics(gridded, photo, box)["grid"] == pytest.approx(g_grid)
+
+
+def test_grid_is_nan_for_thin_holes_and_names_bad_input():
+    img = _noise()
+    stroke = _box(32, 40, 10, 14, 2, 38)   # 4 px thin: nothing 3 px inside
+    assert math.isnan(metrics.grid_energy(img, stroke))
+    assert math.isnan(metrics.all_metrics(img, img, stroke)["grid"])
+    with pytest.raises(ValueError, match="uint8"):
+        metrics.grid_energy(img.astype(np.float32), _box())
+    with pytest.raises(ValueError, match="margin must be a positive"):
+        metrics.grid_energy(img, _box(), margin=0)
+    with pytest.raises(ValueError, match="period must be"):
+        metrics.grid_energy(img, _box(), period=1)
+    with pytest.raises(ValueError, match="no hole pixels"):
+        metrics.grid_energy(img, np.zeros((32, 40), bool))

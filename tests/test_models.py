@@ -128,7 +128,7 @@ def test_completion_input_errors(small_model):
         small_model(img.to(torch.uint8), mask)
     with pytest.raises(ValueError, match="differ in batch or size"):
         small_model(img, torch.zeros(1, 1, 32, 28))
-    with pytest.raises(ValueError, match="input_mode must be 'fill' or 'subtract', got 'zero'"):
+    with pytest.raises(ValueError, match=r"input_mode must be one of \('fill', 'subtract', 'opponent'\), got 'zero'"):
         CompletionNetwork(input_mode="zero")
 
 
@@ -179,3 +179,26 @@ def test_paste_selects_exactly():
     out = torch.rand(2, 3, 5, 6, requires_grad=True)
     paste(out, img, mask.bool()).sum().backward()
     assert torch.equal(out.grad, mask.expand_as(img))
+
+
+def test_opponent_input_is_a_fixed_colour_rotation_of_the_subtract_input():
+    from glcic_lib.models import OPPONENT_INPUT, OPPONENT_SCALE, network_input
+
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 8, 8, generator=g)
+    mask = (torch.rand(2, 1, 8, 8, generator=g) > 0.7).float()
+    mean = torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1)
+    sub = network_input(image, mask, mean, "subtract")
+    opp = network_input(image, mask, mean, "opponent")
+    assert torch.equal(opp[:, 3:], mask)                                  # the mask channel is untouched
+    by_hand = torch.einsum("ck,nkhw->nchw", OPPONENT_INPUT * OPPONENT_SCALE.view(3, 1), sub[:, :3])
+    assert torch.allclose(opp[:, :3], by_hand, atol=1e-6)
+    assert torch.all(opp[:, :3][mask.expand(-1, 3, -1, -1) > 0] == 0)      # holes carry nothing
+    grey = torch.full((1, 3, 4, 4), 0.7)                                   # a grey pixel has no colour
+    out = network_input(grey, torch.zeros(1, 1, 4, 4), torch.zeros(1, 3, 1, 1), "opponent")
+    assert torch.allclose(out[:, 1:3], torch.zeros(1, 2, 4, 4), atol=1e-6)
+    assert out[0, 0, 0, 0].item() == pytest.approx(0.7 * 3 ** 0.5, rel=1e-5)
+    net = CompletionNetwork(width=0.25, input_mode="opponent")
+    assert net.config()["input_mode"] == "opponent"
+    with pytest.raises(ValueError, match="input_mode"):
+        CompletionNetwork(width=0.25, input_mode="lab")

@@ -186,13 +186,18 @@ def test_smoke_mode_comes_from_glcic_lib(path):
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_executes_in_smoke_mode(path, tmp_path, monkeypatch):
+    _execute_in_smoke_mode(_read(path), path.name, tmp_path, monkeypatch)  # in memory: the file is never written
+
+
+def _execute_in_smoke_mode(nb, label: str, tmp_path, monkeypatch) -> None:
+    """Run every cell of ``nb`` in smoke mode, in ``notebooks/``, with runs under ``tmp_path``;
+    a failing cell fails the test with its number, source and error."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     monkeypatch.setenv("GLCIC_SMOKE", "1")
     monkeypatch.setenv("GLCIC_CKPT", str(tmp_path / "runs"))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = _read(path)  # executed in memory: the stored file is never written
     client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     with client.setup_kernel():
@@ -200,5 +205,49 @@ def test_executes_in_smoke_mode(path, tmp_path, monkeypatch):
             try:
                 client.execute_cell(cell, index)
             except (CellExecutionError, CellTimeoutError) as e:
-                pytest.fail(f"{path.name}, cell {index + 1} failed.\n--- source ---\n{cell.source}\n"
+                pytest.fail(f"{label}, cell {index + 1} failed.\n--- source ---\n{cell.source}\n"
                             f"--- error ---\n{e}", pytrace=False)
+
+
+SOLUTIONS_DIR = NOTEBOOK_DIR / "solutions"
+
+
+def _solutions_for(path: Path) -> dict[str, str]:
+    from glcic_lib.notebook import exercise_regions
+
+    file = SOLUTIONS_DIR / f"{path.stem}.py"
+    return exercise_regions(file.read_text()) if file.exists() else {}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_coding_exercise_has_a_solution_and_every_solution_an_exercise(path):
+    from glcic_lib.notebook import exercise_regions
+
+    nb = _read(path)
+    asked = {}
+    for c in nb.cells:
+        if c.cell_type == "code":
+            asked.update(exercise_regions(c.source))
+    solved = _solutions_for(path)
+    assert set(asked) == set(solved), (f"{path.name}: exercises {sorted(set(asked) - set(solved))} have no solution in "
+                                       f"notebooks/solutions/{path.stem}.py; solutions {sorted(set(solved) - set(asked))} "
+                                       f"have no exercise")
+
+
+SOLVED = [p for p in NOTEBOOKS if (SOLUTIONS_DIR / f"{p.stem}.py").exists()]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", SOLVED, ids=[p.stem for p in SOLVED])
+def test_executes_with_the_solutions_filled_in(path, tmp_path, monkeypatch):
+    """The same notebook with every exercise region replaced by its solution, and the checks
+    strict: a check that fails on the solution fails this test (so the checks are tested)."""
+    from glcic_lib.notebook import fill_solutions
+
+    monkeypatch.setenv("GLCIC_EXERCISES_STRICT", "1")
+    nb = _read(path)
+    solutions = _solutions_for(path)
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.source = fill_solutions(c.source, solutions)
+    _execute_in_smoke_mode(nb, f"{path.name} with solutions", tmp_path, monkeypatch)

@@ -440,6 +440,10 @@ def test_convert_torch7_cli(net, t7_file, tmp_path, capsys):
     ckpt = read_checkpoint(out)
     assert ckpt["completion"]["config"] == {"arch": "CompletionNetwork", "width": WIDTH, "input_mode": "subtract"}
     assert ckpt["meta"]["authors_model"] == "places2" and "CC BY-NC-SA" in ckpt["meta"]["licence"]
+    # issue 22: the converted network's own bfloat16 error is measured and stored, and said
+    measured = ckpt["meta"]["reduced_precision"]["bfloat16"]
+    assert measured["device"] == "cpu" and measured["images"] == 8 and measured["mean"] >= 0
+    assert "reduced precision: bfloat16 on cpu: " in printed and "complete(precision='auto') on this CPU: " in printed
     model = load_completion(out)
     assert torch.allclose(outputs(model), outputs(net), atol=1e-6, rtol=0)
     rng = np.random.default_rng(3)

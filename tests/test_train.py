@@ -431,3 +431,51 @@ def test_benchmark_compares_memory_formats(images, capsys, layout, channels_last
     out = json.loads(capsys.readouterr().out)
     assert out["memory_format"] == layout and out["joint"] > 0
     assert seen == [channels_last]
+
+
+def test_mixed_holes_reach_the_masks_and_the_local_patch_is_centred_on_their_bounding_box(images, tmp_path):
+    from glcic_lib.masks import MaskHole
+    from glcic_lib.steps import hole_box
+
+    tr = Trainer(tiny(images, tmp_path, holes="mixed"), progress=False)
+    micro = tr.next_micros(0)[0]
+    assert all(isinstance(h, MaskHole) for h in micro["holes"])
+    for h, m, b in zip(micro["holes"], micro["mask"], micro["box"]):
+        assert torch.equal(m[0].cpu().bool(), torch.from_numpy(h.mask))
+        assert b == local_box(hole_box(h), tr.config.local_size, tr.config.crop_size)
+    assert tr.holes(3, 0, 8) == tr.holes(3, 0, 8)            # seeded like the paper's holes
+    with pytest.raises(ValueError, match="holes must be one of"):
+        tiny(images, tmp_path, holes="circles")
+
+
+def test_known_weight_adds_the_mse_of_the_known_pixels(images, tmp_path):
+    from glcic_lib import losses
+
+    tr = Trainer(tiny(images, tmp_path, known_weight=0.5), progress=False)
+    micro = tr.next_micros(0)[0]
+    parts = tr.generator_losses(micro, adversarial=False)
+    out, x, m = parts["output"], micro["image"], micro["mask"]
+    expected = losses.masked_mse(out, x, m) + 0.5 * losses.masked_mse(out, x, 1 - m)
+    assert parts["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert parts["mse"].item() == pytest.approx(losses.masked_mse(out, x, m).item(), rel=1e-6)   # logged: holes
+    plain = Trainer(tiny(images, tmp_path / "b"), progress=False)
+    assert plain.config.known_weight == 0 and plain.config.holes == "rect"   # the paper by default
+    with pytest.raises(ValueError, match="known_weight"):
+        tiny(images, tmp_path, known_weight=-1)
+
+
+def test_demo_preset_is_the_documented_recipe():
+    cfg = preset("demo")
+    assert (cfg.crop_size, cfg.width, cfg.batch_size, cfg.holes, cfg.optimizer) == (128, 0.25, 16, "mixed", "adam")
+    assert cfg.known_weight > 0 and cfg.chroma_weight > 1 and cfg.hole_range[1] <= cfg.local_size
+    paper = preset("paper")
+    assert (paper.holes, paper.known_weight, paper.optimizer) == ("rect", 0.0, "adadelta")
+
+
+def test_discriminator_learning_rate_can_differ_from_the_completion_networks(images, tmp_path):
+    tr = Trainer(tiny(images, tmp_path, optimizer="adam", lr=1e-3, d_lr=1e-5), progress=False)
+    assert tr.opt_c.param_groups[0]["lr"] == 1e-3 and tr.opt_d.param_groups[0]["lr"] == 1e-5
+    same = Trainer(tiny(images, tmp_path / "b", optimizer="adam", lr=3e-4), progress=False)
+    assert same.opt_d.param_groups[0]["lr"] == 3e-4          # one rate for both, as in the paper
+    with pytest.raises(ValueError, match="d_lr"):
+        tiny(images, tmp_path, d_lr=0)

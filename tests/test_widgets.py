@@ -524,3 +524,74 @@ def test_painter_compile_option_reuses_one_compiled_network(monkeypatch):
     np.testing.assert_array_equal(first.completed, complete(model, img, first.mask))
     np.testing.assert_array_equal(second.completed, complete(model, img, second.mask))
     assert MaskPainter(img, model=model).compile is False
+
+
+# ---------------------------------------------------------------------------------------------
+# layout and feedback (issue 21: what a learner saw in a browser)
+# ---------------------------------------------------------------------------------------------
+def test_painter_tool_row_keeps_its_label_and_whole_button_labels():
+    from glcic_lib.widgets.painter import TOOL_BUTTON_WIDTH
+
+    p = MaskPainter(image(32, 32))
+    row = next(r for r in p.ui.children if p.tool in getattr(r, "children", ()))
+    assert row.children[0] is p.tool_label and p.tool_label.value == "tool"
+    assert p.tool.description == ""          # its own description would wrap away from the buttons
+    assert row.layout.flex_flow == "row wrap" and p.tool.layout.flex == "0 0 auto"
+    longest = max(len(label) for label in p.tool._options_labels)
+    assert int(TOOL_BUTTON_WIDTH.rstrip("px")) >= 8 * longest + 20   # "rectangle" in full, with padding
+
+
+def test_painter_progress_bar_empties_when_the_mask_changes(small_model):
+    p = MaskPainter(image(40, 48), model=small_model)
+    p.rectangle(10, 10, 20, 20)
+    p.complete(postprocess=False)
+    assert p.progress.value == p.progress.max and p.progress.bar_style == "success"
+    p.rectangle(25, 25, 30, 30)               # a new hole: the green bar belongs to the old mask
+    assert p.progress.value == 0 and p.progress.bar_style == ""
+    assert "press Complete" in p.message.value
+    p.complete(postprocess=False)
+    assert p.progress.value == p.progress.max and p.progress.bar_style == "success"
+    p.canvas.strokes = p.strokes + [{"kind": "brush", "points": [[5, 30]], "radius": 3, "erase": False}]
+    assert p.progress.value == 0 and p.progress.bar_style == ""   # the same from a mouse stroke
+    p.complete(postprocess=False)
+    p.load_image(image(36, 36, seed=3))
+    assert p.progress.value == 0 and p.progress.bar_style == ""
+
+
+def test_explorer_keeps_the_pixel_in_place_and_says_so_when_the_output_shrinks():
+    e = ReceptiveFieldExplorer(grid=64, hole=32, compare=False)
+    e.choose(45, 20)
+    assert e.state()["pixel_note"] == ""
+    e.n_layers.value = 3
+    e.layer.value = 2
+    e.stride.value = "2"                      # the output halves: 64 -> 32
+    assert output_size(e.specs, 64) == 32
+    assert e.pixel == (22, 10)                # the same place on the input, not clamped to 31
+    note = e.state()["pixel_note"]
+    assert "now 32x32" in note and "(45, 20)" in note and "(22, 10)" in note
+    assert "note:" in e.numbers.value
+    e.stride.value = "1"                      # and back
+    assert e.pixel == (44, 20)                # back on the 64x64 output, within a pixel of (45, 20)
+    e.choose(3, 3)
+    assert e.state()["pixel_note"] == ""      # a chosen pixel needs no explanation
+
+
+def test_explorer_without_dilation_compares_with_table_1_not_with_itself():
+    e = ReceptiveFieldExplorer(preset="no dilation", grid=128, hole=64)
+    st = e.state()
+    assert "no dilation" not in st and "completion network" in st
+    assert st["completion network"]["size"] == rf.analytic(COMPLETION_LAYERS).size
+    assert st["main"]["size"] == rf.analytic(PRESETS["no dilation"]).size
+    assert st["main"]["box_size"] != st["completion network"]["box_size"]
+    assert "Table 1" in e.views[1].title and "no dilation to remove" in e.numbers.value
+    e.preset.value = "completion network"
+    assert "no dilation" in e.state() and e.views[1].title == "without dilation"
+
+
+def test_explorer_hole_outline_is_drawn_over_the_gradient():
+    from glcic_lib.widgets.explorer import HOLE_OUTLINE, render_view
+
+    e = ReceptiveFieldExplorer(grid=64, hole=32, scale=2)
+    pic = render_view(e.views[0], np.full((64, 64, 3), 128, np.uint8), scale=2)
+    top = 16 * 2 - 2                          # the hole starts at row/column 16; the outline sits just outside
+    assert tuple(pic[top, 64]) == HOLE_OUTLINE and tuple(pic[64, top]) == HOLE_OUTLINE

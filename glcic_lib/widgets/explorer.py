@@ -18,7 +18,10 @@ For the chosen output pixel the explorer draws, on a pixel grid or on a real ima
   and whether the field of a pixel inside the hole reaches valid (known) pixels.
 
 Next to it the same stack *without dilation* (every dilation set to 1): the paper's Figure 5.
-With the completion network, the middle of a 128x128 hole sees about 85 valid pixels on every
+A stack that has no dilation to remove (the "no dilation" preset, say) is compared with Table 1's
+completion network instead, so the two panels never show the same thing twice.  When a change of
+the stack (or of the grid) changes the output's size, the chosen output pixel is moved to the same
+place on the input, and the numbers below the pictures say so.  With the completion network, the middle of a 128x128 hole sees about 85 valid pixels on every
 side; without dilation it sees none.  Everything is cached, and the network is narrow (one
 channel), so an update takes a few hundredths of a second on a CPU.
 """
@@ -255,12 +258,19 @@ def _background(kind: str, grid: int, image: np.ndarray | None) -> np.ndarray:
     return bg
 
 
+#: Colour of the hole's outline in the explorer's pictures (a saturated blue: it stays visible
+#: over the grey hole, the red-yellow gradient and any photograph).
+HOLE_OUTLINE = (30, 110, 255)
+
+
 def render_view(view: FieldView, background: np.ndarray, scale: int = 2) -> np.ndarray:
-    """The view as an RGB picture (``scale`` screen pixels per input pixel)."""
+    """The view as an RGB picture (``scale`` screen pixels per input pixel): the background, the
+    hole in dark grey with a blue outline (drawn last, so the gradient's speckle never hides it),
+    the measured gradient in red-yellow, the analytic field in green and the pixel as a cross."""
     import cv2
 
     img = background.astype(np.float32).copy()
-    img[view.hole] = 0.35 * img[view.hole] + 0.65 * 110  # grey hole
+    img[view.hole] = 0.25 * img[view.hole] + 0.75 * 90  # dark grey hole
     g = view.gradient
     if g.max() > 0:
         heat = (g / g.max()) ** 0.25
@@ -270,6 +280,12 @@ def render_view(view: FieldView, background: np.ndarray, scale: int = 2) -> np.n
         img[on] = ((1 - a) * img + a * color)[on]
     img = cv2.resize(img.clip(0, 255).astype(np.uint8), None, fx=scale, fy=scale,
                      interpolation=cv2.INTER_NEAREST)
+    ys, xs = np.nonzero(view.hole)
+    if len(ys):   # the hole's outline: blue, just outside the hole, over everything but the field box
+        ht, hl, hb, hr = ys.min(), xs.min(), ys.max(), xs.max()
+        w = max(2, scale)
+        cv2.rectangle(img, (hl * scale - w, ht * scale - w), ((hr + 1) * scale - 1 + w, (hb + 1) * scale - 1 + w),
+                      HOLE_OUTLINE, w)
     t, l, b, r = view.box
     cv2.rectangle(img, (l * scale, t * scale), ((r + 1) * scale - 1, (b + 1) * scale - 1), (0, 170, 0),
                   max(1, scale))
@@ -318,6 +334,8 @@ class ReceptiveFieldExplorer:
         self.views: list[FieldView] = []
         self.last_update_seconds = 0.0
         self._quiet = False
+        self.pixel_note = ""        # set when a change of the stack or grid moved the chosen pixel
+        self._n_out: int | None = None
 
         self.preset = W.Dropdown(options=list(PRESETS) + [CUSTOM], value=preset if layers is None else CUSTOM,
                                  description="preset", layout=W.Layout(width="360px"))
@@ -336,7 +354,7 @@ class ReceptiveFieldExplorer:
         self.background = W.ToggleButtons(options=["image", "grid"], value=background,
                                           description="show on")
         self.compare = W.Checkbox(value=compare, description="compare: same stack without dilation",
-                                  indent=False)
+                                  indent=False, layout=W.Layout(width="auto"))
         self.canvas = self.canvas2 = None
         try:
             from .canvas import make_canvas
@@ -392,29 +410,40 @@ class ReceptiveFieldExplorer:
         return self.out_y.value, self.out_x.value
 
     def set_layers(self, layers) -> None:
-        """Use another stack (a table, a list of specs/dicts): the preset becomes "custom"."""
+        """Use another stack (a table, a list of specs/dicts): the preset becomes "custom".
+        The chosen pixel keeps its place on the input when the output's size changes."""
         self._specs = specs_for(layers)
         with self._quietly():
             self.preset.value = CUSTOM
             self.n_layers.value = len(self._specs)
             self.layer.max = len(self._specs)
         self._load_layer_editor()
-        self._configure_pixel(self.pixel)
+        self._configure_pixel(self.pixel, keep_place=True)
         self.update()
 
     def choose(self, y: int, x: int) -> "ReceptiveFieldExplorer":
         """Select output pixel (y, x), as a click would."""
         with self._quietly():
             self.out_y.value, self.out_x.value = int(y), int(x)
+        self.pixel_note = ""
         self.update()
         return self
 
+    @property
+    def compares_with_table_1(self) -> bool:
+        """True when the stack has no dilation to remove: the second panel then shows Table 1's
+        completion network (with its dilations) instead of an identical copy of the first."""
+        return without_dilation(self._specs) == self._specs
+
     def state(self) -> dict:
-        """Numbers of the shown views (``"main"`` and, if on, ``"no dilation"``)."""
+        """Numbers of the shown views: ``"main"`` and, if the comparison is on, ``"no dilation"``
+        (the stack without dilation) or, for a stack without dilation, ``"completion network"``
+        (Table 1's); ``"pixel_note"``: how the last change of the stack moved the chosen pixel."""
         out = {"main": self.views[0].numbers()}
         if len(self.views) > 1:
-            out["no dilation"] = self.views[1].numbers()
+            out["completion network" if self.compares_with_table_1 else "no dilation"] = self.views[1].numbers()
         out["seconds"] = self.last_update_seconds
+        out["pixel_note"] = self.pixel_note
         return out
 
     # -- events -------------------------------------------------------------------------------
@@ -428,9 +457,13 @@ class ReceptiveFieldExplorer:
             self._quiet = was
 
     def _on_change(self, change):
-        if change["owner"] in (self.grid, self.hole):
+        if change["owner"] in (self.out_y, self.out_x) and not self._quiet:
+            self.pixel_note = ""   # the learner moved the pixel: nothing to explain
+        if change["owner"] is self.grid:
             self.hole.max = self.grid.value
-            self._configure_pixel(None if change["owner"] is self.grid else self.pixel)
+            self._configure_pixel(self.pixel, keep_place=True)
+        elif change["owner"] is self.hole:
+            self.hole.max = self.grid.value
         if not self._quiet:
             self.update()
 
@@ -441,7 +474,7 @@ class ReceptiveFieldExplorer:
         with self._quietly():
             self.n_layers.value = len(self._specs)
         self._load_layer_editor()
-        self._configure_pixel(self.pixel)
+        self._configure_pixel(self.pixel, keep_place=True)
         self.update()
 
     def _on_n_layers(self, change):
@@ -485,16 +518,36 @@ class ReceptiveFieldExplorer:
         ratio = n_out / self.grid.value
         self.choose(min(max(int(y * ratio), 0), n_out - 1), min(max(int(x * ratio), 0), n_out - 1))
 
-    def _configure_pixel(self, pixel):
+    def _configure_pixel(self, pixel, keep_place: bool = False):
+        """Set the pixel sliders' range for the current stack and grid, and the chosen pixel.
+
+        ``keep_place``: the stack (or the grid) just changed; if the output's
+        size changed with it, move ``pixel`` to the output pixel at the same relative place on
+        the input (a stride-2 layer halves the output: pixel 179 of 256 becomes 89 of 128) and
+        say so in :attr:`pixel_note`, instead of clamping it silently to the border."""
         try:
             n_out = output_size(self._specs, self.grid.value)
         except ValueError:
             n_out = 1
+        old_n = self._n_out
         with self._quietly():
             for s in (self.out_y, self.out_x):
-                s.max = n_out - 1
-            y, x = pixel if pixel is not None else (n_out // 2, n_out // 2)
-            self.out_y.value, self.out_x.value = min(y, n_out - 1), min(x, n_out - 1)
+                s.max = max(n_out - 1, 0)
+            if pixel is None:
+                y, x = n_out // 2, n_out // 2
+            elif keep_place and old_n and old_n != n_out:
+                def place(v):
+                    return min(max(int(round((v + 0.5) * n_out / old_n - 0.5)), 0), n_out - 1)
+                y, x = place(pixel[0]), place(pixel[1])
+                self.pixel_note = (f"the output is now {n_out}x{n_out} (it was {old_n}x{old_n}): the chosen pixel "
+                                   f"moved from (y, x) = {tuple(pixel)} to {(y, x)}, the same place on the input")
+            else:
+                y, x = min(pixel[0], n_out - 1), min(pixel[1], n_out - 1)
+                if tuple(pixel) != (y, x):
+                    self.pixel_note = (f"the output is {n_out}x{n_out}: the chosen pixel {tuple(pixel)} was "
+                                       f"moved to {(y, x)}, its last row/column")
+            self.out_y.value, self.out_x.value = y, x
+        self._n_out = n_out
 
     # -- drawing ------------------------------------------------------------------------------
     def compute(self) -> list[FieldView]:
@@ -502,7 +555,15 @@ class ReceptiveFieldExplorer:
         hole = square_hole(grid, self.hole.value)
         views = [self.calc.view(self.preset.value, self._specs, grid, self.pixel, hole)]
         if self.compare.value:
-            views.append(self.calc.view("without dilation", without_dilation(self._specs), grid, self.pixel, hole))
+            if self.compares_with_table_1:   # nothing to remove: compare with Table 1's dilated network
+                table1 = specs_for(COMPLETION_LAYERS)
+                n_out = output_size(table1, grid)
+                cy, cx = views[0].center   # the output pixel of Table 1's network at the same place
+                pixel = (min(max(cy, 0), n_out - 1), min(max(cx, 0), n_out - 1))
+                views.append(self.calc.view("completion network (Table 1, dilated)", table1, grid, pixel, hole))
+            else:
+                views.append(self.calc.view("without dilation", without_dilation(self._specs), grid, self.pixel,
+                                            hole))
         return views
 
     def update(self) -> None:
@@ -541,9 +602,17 @@ class ReceptiveFieldExplorer:
         head = ("<tr><th>stack</th><th>layers</th><th>RF size (min..max)</th><th>jump</th>"
                 "<th>analytic box (t, l, b, r)</th><th>this pixel's field</th><th>measured box (in grid)</th>"
                 "<th>pixel in hole</th><th>valid pixels seen</th><th>reaches valid pixels</th></tr>")
+        notes = []
+        if len(self.views) > 1 and self.compares_with_table_1:
+            notes.append("this stack has no dilation to remove, so the second picture shows Table 1's completion "
+                         "network (with its dilations) at the same place")
+        if self.pixel_note:
+            notes.append(self.pixel_note)
+        note = "".join(f"<br><b>note:</b> {html.escape(n)}" for n in notes)
         return (f"<table class='glcic-rf-numbers'>{head}{''.join(rows)}</table>"
                 f"<small>output pixel (y, x) = {self.pixel}; green: analytic field, red-yellow: gradient, "
-                f"grey: hole; updated in {self.last_update_seconds * 1000:.0f} ms</small>")
+                f"dark grey with a blue outline: hole; updated in {self.last_update_seconds * 1000:.0f} ms"
+                f"{note}</small>")
 
     def _table_html(self) -> str:
         steps = self.calc.steps(self._specs)
@@ -564,9 +633,11 @@ class ReceptiveFieldExplorer:
         fig, axes = plt.subplots(1, len(self.views), figsize=(size * len(self.views), size * 1.1))
         for ax, v in zip(np.atleast_1d(axes), self.views):
             ax.imshow(render_view(v, bg, 1))
-            ax.set_title(f"{v.title}\nfield {v.box_size[0]}x{v.box_size[1]}, jump {_fmt_jump(v.rf.jump)}, "
-                         f"valid pixels seen: {v.valid_pixels}", fontsize=9)
-            ax.set_xlabel("x (input column)")
-            ax.set_ylabel("y (input row)")
+            ax.set_title(f"{v.title}: output pixel (y, x) = {v.pixel}\nfield {v.box_size[0]}x{v.box_size[1]}, "
+                         f"jump {_fmt_jump(v.rf.jump)}, valid pixels seen: {v.valid_pixels}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if self.pixel_note:
+            fig.text(0.5, 0.01, "note: " + self.pixel_note, ha="center", fontsize=8)
         fig.tight_layout()
         return fig

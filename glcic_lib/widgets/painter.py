@@ -44,6 +44,9 @@ GIVEN_IMAGE = "(given image)"
 #: Images with a side longer than this get a note: completion on a CPU may take seconds.
 LARGE_SIDE = 2048
 
+#: Width of each tool button: room for the longest label, "rectangle", at the default font.
+TOOL_BUTTON_WIDTH = "96px"
+
 
 # ---------------------------------------------------------------------------------------------
 # images and models
@@ -226,8 +229,8 @@ class CompletionResult:
         for ax, (title, img) in zip(np.atleast_1d(axes), panels):
             ax.imshow(img)
             ax.set_title(title, fontsize=10)
-            ax.set_xlabel("x (column)")
-            ax.set_ylabel("y (row)")
+            ax.set_xticks([])
+            ax.set_yticks([])
         name = self.model.split(" (")[0]
         if "RANDOM" in name:
             name = "a small RANDOM network (smoke mode, no demo model)"
@@ -348,10 +351,15 @@ class MaskPainter:
         self.checkpoint_path = W.Text(value=str(model) if isinstance(model, (str, Path)) else "",
                                       placeholder="path/to/checkpoint.pt or .t7",
                                       description="file", layout=lay("360px"))
+        # the label is a widget of its own and the buttons are wide enough for "rectangle": a
+        # ToggleButtons' own description wraps away from its buttons in a narrow row, and its
+        # default button width cuts the longest option to "rectan..."
         self.tool = W.ToggleButtons(options=[("brush", "brush"), ("eraser", "eraser"),
                                              ("rectangle", "rect"), ("ellipse", "ellipse")],
-                                    value="brush", description="tool",
-                                    style={"button_width": "80px"})
+                                    value="brush", description="",
+                                    style={"button_width": TOOL_BUTTON_WIDTH},
+                                    layout=W.Layout(width="auto", flex="0 0 auto"))
+        self.tool_label = W.Label("tool", layout=W.Layout(width="40px", flex="0 0 auto"))
         self.radius = W.IntSlider(value=int(radius), min=0, max=100, description="brush radius",
                                   style={"description_width": "initial"}, layout=lay("300px"))
         self.undo_button = W.Button(description="Undo", icon="undo", layout=lay("90px"))
@@ -393,7 +401,9 @@ class MaskPainter:
         rows = [
             W.HBox([self.image_picker, self.upload]),
             W.HBox([self.model_picker, self.checkpoint_path]),
-            W.HBox([self.tool, self.radius]) if self.canvas is not None else W.HTML(),
+            (W.HBox([self.tool_label, self.tool, self.radius],
+                    layout=W.Layout(flex_flow="row wrap", align_items="center"))
+             if self.canvas is not None else W.HTML()),
             W.HBox([self.undo_button, self.redo_button, self.clear_button, self.postprocess,
                     self.complete_button, self.progress]),
         ]
@@ -474,6 +484,7 @@ class MaskPainter:
         return self._after_edit()
 
     def _after_edit(self) -> "MaskPainter":
+        self._mark_stale()
         if self.canvas is not None:
             new = self.history.to_json()
             if self.canvas.strokes != new:
@@ -487,12 +498,23 @@ class MaskPainter:
     def _show_status(self) -> None:
         self.status.value = f"<span>{painting.describe_mask(self.mask)}</span>"
 
+    def _mark_stale(self) -> None:
+        """After an edit the last result no longer matches the mask: empty the progress bar
+        (a full green bar would say the shown result is for this mask) and say so."""
+        if self.result is None or np.array_equal(self.result.mask, self.mask):
+            return
+        if self.progress.value or self.progress.bar_style:
+            self.progress.value = 0
+            self.progress.bar_style = ""
+            self.message.value = "<i>the mask changed: press Complete for a new result</i>"
+
     def _on_canvas_strokes(self, change):
         try:
             self.history.sync(change["new"])
         except ValueError as e:
             self._error(f"the canvas sent a stroke that cannot be used ({e}); undo it")
             return
+        self._mark_stale()
         self._show_status()
 
     # -- image ------------------------------------------------------------------------------
@@ -521,6 +543,7 @@ class MaskPainter:
         self.result = None
         self.results.children = ()
         self.progress.value = 0
+        self.progress.bar_style = ""
         big = max(img.shape[:2]) > LARGE_SIDE
         self.message.value = (f"<i>large image ({img.shape[1]}x{img.shape[0]}): one forward pass, "
                               f"may take a few seconds on a CPU</i>" if big else "")
@@ -655,6 +678,7 @@ class MaskPainter:
         post = self.postprocess.value if postprocess is None else postprocess
         stages = {"model": 1, "network": 2, "post-processing": 3}
         self.progress.bar_style = ""
+        self.progress.value = 0
         self.progress.max = 4 if post else 3
 
         def step(name):
