@@ -20,9 +20,18 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 
 
+def _is_on(value: str) -> bool:
+    return value.strip().lower() in _TRUE
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to 1/true/yes/on (read at call time)."""
+    return _is_on(os.environ.get(name, ""))
+
+
 def smoke_mode() -> bool:
     """True when ``GLCIC_SMOKE`` is set to 1/true/yes/on (read at call time)."""
-    return os.environ.get("GLCIC_SMOKE", "").strip().lower() in _TRUE
+    return _is_on(os.environ.get("GLCIC_SMOKE", ""))
 
 
 def bundled_data_dir() -> Path:

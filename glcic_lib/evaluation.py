@@ -45,12 +45,12 @@ from .metrics import GT_REFERENCE, HIGHER_IS_BETTER, METRIC_NAMES, UNITS, all_me
 #: pixel averages over.  3 is OpenCV's documented example value; the post-processing uses 1,
 #: as the authors' code does, because there it only provides a starting point for blending.
 BASELINE_RADIUS = 3
-#: The OpenCV baselines evaluated by default (``ablation`` and older code iterate over it):
-#: name -> ``cv2.inpaint`` flag, radius :data:`BASELINE_RADIUS`.
-BASELINES = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 #: Every ``cv2.inpaint`` baseline: name -> (flag, radius).
 OPENCV_BASELINES = {"telea": (cv2.INPAINT_TELEA, BASELINE_RADIUS), "telea5": (cv2.INPAINT_TELEA, 5),
                     "ns": (cv2.INPAINT_NS, BASELINE_RADIUS)}
+#: The OpenCV baselines evaluated by default (``ablation`` and older code iterate over it):
+#: name -> ``cv2.inpaint`` flag, radius :data:`BASELINE_RADIUS`.
+BASELINES = {name: OPENCV_BASELINES[name][0] for name in ("telea", "ns")}
 #: One line per baseline :func:`evaluate` knows.
 BASELINE_INFO = {
     "telea": f"OpenCV fast marching (Telea 2004), radius {BASELINE_RADIUS}",

@@ -11,6 +11,7 @@ import copy
 import torch
 from torch import nn
 
+from .losses import OPPONENT
 from .tables import (COMPLETION_IN_CHANNELS, COMPLETION_LAYERS, GLOBAL_INPUT_SIZE, GLOBAL_LAYERS,
                      LOCAL_INPUT_SIZE, LOCAL_LAYERS, Layer)
 
@@ -144,9 +145,7 @@ INPUT_MODES = ("fill", "subtract", "opponent")
 #: linear map before the first convolution: the same family of networks as ``"subtract"``
 #: (the first layer could absorb it), but gradient descent starts with filters that see colour
 #: as strongly as brightness.
-OPPONENT_INPUT = torch.tensor([[1 / 3 ** 0.5, 1 / 3 ** 0.5, 1 / 3 ** 0.5],
-                               [1 / 2 ** 0.5, -1 / 2 ** 0.5, 0.0],
-                               [1 / 6 ** 0.5, 1 / 6 ** 0.5, -2 / 6 ** 0.5]])
+OPPONENT_INPUT = OPPONENT
 OPPONENT_SCALE = torch.tensor([1.0, 4.0, 4.0])
 
 

@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from .config import smoke_mode
+from .config import env_flag, smoke_mode
 from .device import describe_device, pick_device, seed_everything
 
 
@@ -138,9 +138,7 @@ def check_code(name: str, check, hint: str = "") -> bool | None:
     Set ``GLCIC_EXERCISES_STRICT=1`` to make a failed check raise (the tests use it to run the
     notebooks with the solutions filled in, so the checks themselves are tested).
     """
-    import os
-
-    strict = os.environ.get("GLCIC_EXERCISES_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
+    strict = env_flag("GLCIC_EXERCISES_STRICT")
     try:
         check()
     except (NotImplementedError, NotAttempted):
@@ -170,6 +168,11 @@ def attempted(value):
     return value
 
 
+def _region_name(stripped: str) -> str:
+    """The name in a ``# --- your code below (name)`` line (already stripped)."""
+    return stripped[len(EXERCISE_BEGIN):].split(")")[0].strip()
+
+
 def exercise_regions(source: str) -> dict[str, str]:
     """``{name: code}`` for each ``# --- your code below (name)`` ... ``# --- your code above``
     region of a cell or solutions file."""
@@ -177,7 +180,7 @@ def exercise_regions(source: str) -> dict[str, str]:
     for line in source.splitlines():
         stripped = line.strip()
         if stripped.startswith(EXERCISE_BEGIN):
-            name, lines = stripped[len(EXERCISE_BEGIN):].split(")")[0].strip(), []
+            name, lines = _region_name(stripped), []
         elif stripped.startswith(EXERCISE_END) and name is not None:
             regions[name] = "\n".join(lines)
             name = None
@@ -192,7 +195,7 @@ def fill_solutions(cell_source: str, solutions: dict[str, str]) -> str:
     for line in cell_source.splitlines():
         stripped = line.strip()
         if stripped.startswith(EXERCISE_BEGIN):
-            name = stripped[len(EXERCISE_BEGIN):].split(")")[0].strip()
+            name = _region_name(stripped)
             out.append(line)
             if name in solutions:
                 out.append(solutions[name])
@@ -219,12 +222,9 @@ def claim(text: str, ok: bool) -> bool:
     ``AssertionError`` in a full run (so a rerun that changes the result stops at the sentence it
     contradicts); in smoke mode (small, barely trained runs) or with ``GLCIC_CLAIMS_SOFT=1`` it
     only prints.  Returns ``ok`` (as a bool)."""
-    import os
-
     ok = bool(ok)
     print((CLAIM_OK if ok else CLAIM_FAILED) + text)
-    soft = os.environ.get(CLAIMS_SOFT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-    if not ok and not smoke_mode() and not soft:
+    if not ok and not smoke_mode() and not env_flag(CLAIMS_SOFT_ENV):
         raise AssertionError(f"the notebook claims '{text}', but this run's numbers do not show it "
                              f"(set {CLAIMS_SOFT_ENV}=1 to go on anyway)")
     return ok

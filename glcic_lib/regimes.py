@@ -14,7 +14,7 @@ the demo model with classical inpainting is reported per regime (at 256x256):
 
 Every mask is a pure function of ``(regime, image name, seed)``, so every method sees the same
 holes and a rerun gives the same numbers.  :func:`regime_items` turns a folder of photographs
-into items for :func:`glcic_lib.evaluation.evaluate`; :func:`compare` runs a model and the
+into items for :func:`glcic_lib.evaluation.evaluate`; :func:`compare` runs models and the
 classical baselines on every regime and :func:`regime_table` prints the per-regime table.
 """
 from __future__ import annotations
@@ -100,11 +100,14 @@ def regime_items(photos, regime: str, seed: int = 0) -> list[tuple[str, np.ndarr
     return [(name, img, regime_mask(regime, img.shape[0], img.shape[1], name, seed)) for name, img in photos]
 
 
-def compare(model, photos, regimes=REGIMES, baselines=("telea", "telea5", "ns", "biharmonic", "fsr"),
-            postprocess="both", name: str = "demo", seed: int = 0, progress: bool = False) -> dict:
-    """``{regime: EvalResult}``: ``model`` (raw and post-processed) and the baselines on the same
-    photographs and holes, regime by regime."""
-    from .evaluation import evaluate
+def compare(models: dict, photos, regimes=REGIMES, baselines=("telea", "telea5", "ns", "biharmonic", "fsr"),
+            postprocess="both", seed: int = 0, cache_dir=None, progress: bool = False) -> dict:
+    """``{regime: EvalResult}``: each model of ``models`` (name -> network, checkpoint path or
+    ``"demo"``; raw and post-processed) and the baselines, on the same photographs and holes,
+    regime by regime.  ``cache_dir``: keep the baselines' results there
+    (``baselines_<regime>.json``) and reuse them on the next call (FSR and biharmonic take
+    minutes on a CPU); delete the files after changing the photographs or the seed."""
+    from .evaluation import EvalResult, evaluate
 
     if isinstance(photos, (str, Path)):
         photos = load_photos(photos)
@@ -112,23 +115,35 @@ def compare(model, photos, regimes=REGIMES, baselines=("telea", "telea5", "ns", 
     for regime in regimes:
         items = regime_items(photos, regime, seed)
         res = None
-        if model is not None:
-            res = evaluate(model, items, postprocess=postprocess, name=name, device="cpu", progress=progress)
+        for name, model in models.items():
+            r = evaluate(model, items, postprocess=postprocess, name=name, device="cpu", progress=progress)
+            res = r if res is None else res.merge(r)
         if baselines:
-            base = evaluate(None, items, baselines=baselines, progress=progress)
+            cache = Path(cache_dir) / f"baselines_{regime}.json" if cache_dir is not None else None
+            if cache is not None and cache.exists():
+                base = EvalResult.from_json(cache)
+            else:
+                base = evaluate(None, items, baselines=baselines, progress=progress)
+                if cache is not None:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    base.to_json(cache)
             res = base if res is None else res.merge(base)
+        if res is None:
+            raise ValueError("nothing to compare: give some models or baselines")
         results[regime] = res
     return results
 
 
-def best_baseline(result, metric: str = "psnr_hole", methods=None) -> str:
-    """The baseline with the best mean ``metric`` in ``result`` (higher is better)."""
+def best_baseline(result, metric: str = "psnr_hole", methods=None, select=None) -> str:
+    """The baseline with the best mean ``metric`` in ``result`` (higher is better); ``select``:
+    a boolean array over ``result.image_names`` to average over those images only."""
     from .evaluation import BASELINE_INFO
 
     names = [m for m in (methods or result.methods) if m in BASELINE_INFO]
     if not names:
         raise ValueError("the result holds no classical baseline")
-    return max(names, key=lambda m: float(np.nanmean(result.values(m, metric))))
+    pick = slice(None) if select is None else np.asarray(select, bool)
+    return max(names, key=lambda m: float(np.nanmean(result.values(m, metric)[pick])))
 
 
 def regime_table(results: dict, method: str, metric: str = "psnr_hole") -> tuple[str, list[dict]]:

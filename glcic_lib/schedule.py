@@ -12,6 +12,7 @@ import torch
 from . import losses
 from .data import scaled_resize_range
 from .masks import scaled_hole_range, scaled_local_size
+from .models import INPUT_MODES
 
 PHASES = ("completion", "discriminator", "joint")
 DISCRIMINATORS = ("both", "global", "local", "none")
@@ -117,8 +118,8 @@ class TrainConfig:
             raise ValueError(f"real_patch must be 'random' or 'same', got {self.real_patch!r}")
         if self.holes not in HOLES:
             raise ValueError(f"holes must be one of {HOLES}, got {self.holes!r}")
-        if self.input_mode not in ("fill", "subtract", "opponent"):
-            raise ValueError(f"input_mode must be 'fill', 'subtract' or 'opponent', got {self.input_mode!r}")
+        if self.input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
         if not self.chroma_weight >= 0:
             raise ValueError(f"chroma_weight must be >= 0, got {self.chroma_weight}")
         if self.d_lr is not None and not self.d_lr > 0:

@@ -106,13 +106,15 @@ class TrainingSteps:
         already computed with its graph (the joint phase shares one forward pass with D's step)."""
         x, m = micro["image"], micro["mask"]
         out = self.complete_micro(micro) if output is None else output
-        mse = losses.masked_mse(out, x, m)
         cw = self.config.chroma_weight
-        recon = mse if cw == 1 else losses.opponent_mse(out, x, m, cw)
+
+        def reconstruction(where):   # the plain MSE at chroma_weight 1 (the paper), bit for bit
+            return losses.masked_mse(out, x, where) if cw == 1 else losses.opponent_mse(out, x, where, cw)
+
+        mse = losses.masked_mse(out, x, m)
+        recon = mse if cw == 1 else reconstruction(m)
         if self.config.known_weight > 0:   # the demo recipe: also reproduce the known pixels
-            known = 1 - m
-            recon = recon + self.config.known_weight * (losses.masked_mse(out, x, known) if cw == 1
-                                                         else losses.opponent_mse(out, x, known, cw))
+            recon = recon + self.config.known_weight * reconstruction(1 - m)
         if not adversarial or self.d_net is None:
             return {"mse": mse, "adv": None, "loss": recon, "output": out}
         completed = paste(out, x, m)

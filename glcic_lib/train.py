@@ -69,11 +69,11 @@ from .config import checkpoint_dir
 from .data import ImageFolder, StreamSampler, default_train_dir, mean_pixel, to_float
 from .device import pick_device, seed_everything
 from .masks import sample_hole
-from .models import ContextDiscriminator, CompletionNetwork, paste
+from .models import INPUT_MODES, ContextDiscriminator, CompletionNetwork, paste
 from .run_state import RunState
 # the configuration, presets and one iteration's maths live in their own modules; their names
 # stay importable from here, where the course's notebooks and tests have always found them
-from .schedule import (CHECKPOINT, DISCRIMINATORS, HISTORY, OPTIMIZERS, PHASES, PRESETS,  # noqa: F401
+from .schedule import (CHECKPOINT, DISCRIMINATORS, HISTORY, HOLES, OPTIMIZERS, PHASES, PRESETS,  # noqa: F401
                        RESUME_MUST_MATCH, TrainConfig, amp_dtype, preset)
 from .steps import TrainingSteps, crop_boxes, hole_masks, make_optimizer  # noqa: F401
 
@@ -435,14 +435,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hole-range", type=int, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="hole side lengths in pixels (default: crop x [3/8, 1/2])")
     p.add_argument("--local-size", type=int, default=None, help="local discriminator patch (default: crop / 2)")
-    p.add_argument("--holes", choices=("rect", "mixed"), default=None,
+    p.add_argument("--holes", choices=HOLES, default=None,
                    help="training holes: rect (the paper's one rectangle) or mixed (rectangles, small ones, "
                         "free-form strokes, border holes)")
     p.add_argument("--known-weight", type=float, default=None,
                    help="weight of an MSE on the known pixels beside the hole MSE (paper: 0)")
     p.add_argument("--chroma-weight", type=float, default=None,
                    help="weight of the colour differences in the reconstruction loss (paper: 1, plain MSE)")
-    p.add_argument("--input-mode", choices=("fill", "subtract", "opponent"), default=None,
+    p.add_argument("--input-mode", choices=INPUT_MODES, default=None,
                    help="how the completion network's input is built (glcic_lib.models.network_input; default fill)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     p.add_argument("--lr", type=float, default=None)

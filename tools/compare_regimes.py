@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from glcic_lib.evaluation import EvalResult, evaluate, flat_fill_error, flat_fill_table  # noqa: E402
-from glcic_lib.regimes import REGIMES, load_photos, regime_items, regime_table  # noqa: E402
+from glcic_lib.evaluation import flat_fill_error, flat_fill_table, masked_input  # noqa: E402
+from glcic_lib.regimes import REGIMES, compare, load_photos, regime_table  # noqa: E402
 
 BASELINES = ("telea", "telea5", "ns", "biharmonic", "fsr")
 
@@ -40,21 +40,11 @@ def draw_figure(photos, models: dict, regimes, seed: int, n: int, path: Path) ->
 
     step = max(1, len(photos) // n)
     chosen = photos[::step][:n]
-    blocks = []
-    for regime in regimes:
-        items = regime_items(chosen, regime, seed)
-        res = None
-        for name, ckpt in models.items():
-            r = evaluate(ckpt, items, postprocess="both", name=name, device="cpu", progress=False)
-            res = r if res is None else res.merge(r)
-        res = res.merge(evaluate(None, items, baselines=("biharmonic", "ns"), progress=False))
-        blocks.append((regime, res))
+    blocks = list(compare(models, chosen, regimes, baselines=("biharmonic", "ns"), seed=seed).items())
     methods = list(blocks[0][1].methods)
     cols = ["input"] + methods + ["ground truth"]
     rows = [(regime, res, name) for regime, res in blocks for name in res.image_names]
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.6 * len(cols), 1.6 * len(rows)), squeeze=False)
-    from glcic_lib.evaluation import masked_input
-
     for i, (regime, res, name) in enumerate(rows):
         d = res.images[name]
         psnr = {r["method"]: r["psnr_hole"] for r in res.rows if r["image"] == name}
@@ -92,35 +82,19 @@ def main() -> int:
     models = dict(m.split("=", 1) for m in args.model)
     photos = load_photos(args.photos)
     print(f"{len(photos)} photographs from {args.photos}, regimes {', '.join(args.regimes)}")
-    results = {}
-    for regime in args.regimes:
-        items = regime_items(photos, regime, args.seed)
-        res = None
-        for name, ckpt in models.items():
-            t = time.time()
-            r = evaluate(ckpt, items, postprocess="both", name=name, device="cpu", progress=False)
-            print(f"  {regime}: {name} in {time.time() - t:.0f} s")
-            res = r if res is None else res.merge(r)
-        if not args.no_baselines:
-            cache = out / f"baselines_{regime}.json"
-            if cache.exists():
-                base = EvalResult.from_json(cache)
-            else:
-                t = time.time()
-                base = evaluate(None, items, baselines=BASELINES, progress=False)
-                base.to_json(cache)
-                print(f"  {regime}: baselines in {time.time() - t:.0f} s")
-            res = base if res is None else res.merge(base)
+    t0 = time.time()
+    results = compare(models, photos, args.regimes, baselines=() if args.no_baselines else BASELINES,
+                      seed=args.seed, cache_dir=out)
+    print(f"  compared in {time.time() - t0:.0f} s (classical methods cached in {out}/baselines_*.json)")
+    for regime, res in results.items():
         res.to_json(out / f"results_{regime}.json")
-        results[regime] = res
     lines = [f"# Per-regime comparison on {args.photos} ({len(photos)} photographs, 256x256, seed {args.seed})\n"]
     for metric in ("psnr_hole", "ssim_hole", "detail", "grid"):
         lines.append(f"\n## {metric}\n")
-        for name in models:
-            if metric in ("psnr_hole", "ssim_hole"):
-                table, _ = regime_table(results, name + "+post", metric)
-                lines.append(f"\n{name}+post against the best classical method:\n\n{table}\n")
-                break
+        if metric in ("psnr_hole", "ssim_hole") and models:
+            name = next(iter(models))
+            table, _ = regime_table(results, name + "+post", metric)
+            lines.append(f"\n{name}+post against the best classical method:\n\n{table}\n")
         else:
             first = next(iter(results.values()))
             lines.append("| holes | " + " | ".join(first.methods) + " |")
@@ -129,7 +103,6 @@ def main() -> int:
                 lines.append(f"| {regime} | " + " | ".join(f"{np.nanmean(res.values(m, metric)):.2f}"
                                                          for m in res.methods) + " |")
         if metric in ("detail", "grid"):
-            first = next(iter(results.values()))
             ref = f"{metric}_gt"
             gts = [np.nanmean([r.get(ref, np.nan) for r in res.rows]) for res in results.values()]
             lines.append("\nground truth: " + ", ".join(f"{k} {v:.2f}" for k, v in zip(results, gts)))

@@ -55,7 +55,7 @@ def summary_tables(result) -> str:
         if not sel.any():
             continue
         means = {m: float(result.values(m, "psnr_hole")[sel].mean()) for m in methods}
-        best = max((m for m in methods if m not in ("demo", "demo+post")), key=means.get)
+        best = best_baseline(result, "psnr_hole", methods, select=sel)
         d, b = result.values("demo+post", "psnr_hole")[sel], result.values(best, "psnr_hole")[sel]
         out.append(f"- {kind} holes ({sel.sum()} images): " + ", ".join(f"{m} {v:.2f}" for m, v in means.items())
                    + f"; demo+post - best classical ({best}) {np.mean(d - b):+.2f} dB, ahead on "
