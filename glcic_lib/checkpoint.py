@@ -390,7 +390,8 @@ def build_completion(config: dict):
 
     if config.get("arch") != "CompletionNetwork":
         raise CheckpointError(f"expected a CompletionNetwork, the checkpoint holds {config.get('arch')!r}")
-    return CompletionNetwork(width=config.get("width", 1.0), input_mode=config.get("input_mode", "fill"))
+    return CompletionNetwork(width=config.get("width", 1.0), input_mode=config.get("input_mode", "fill"),
+                             output_mode=config.get("output_mode", "direct"))
 
 
 def build_discriminator(config: dict):

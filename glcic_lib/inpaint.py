@@ -62,7 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import cpu_has_bfloat16, pick_device
-from .models import CompletionNetwork, network_input, paste
+from .models import CompletionNetwork, network_input, paste, residual_output
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -186,6 +186,9 @@ class InferenceNetwork(nn.Module):
         super().__init__()
         fused = model.fused()
         blocks = list(fused.body)
+        self.output_mode = fused.output_mode
+        if self.output_mode == "residual":   # the tail ends with the logits; forward adds the fill
+            blocks[-1].act = nn.Identity()
         n_head = len(blocks) if dtype == torch.float32 else len(blocks) - FLOAT32_TAIL
         self.dtype = dtype
         self.input_mode = fused.input_mode
@@ -198,9 +201,9 @@ class InferenceNetwork(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = network_input(image, mask, self.mean_pixel, self.input_mode)
-        x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        x = self.head(x).float()
-        return self.tail(x) if len(self.tail) else x
+        y = self.head(x.to(self.dtype).contiguous(memory_format=torch.channels_last)).float()
+        y = self.tail(y) if len(self.tail) else y
+        return residual_output(y, x) if self.output_mode == "residual" else y
 
 
 # One inference copy per model, keyed on the device, the dtype and the parameters' identities

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .losses import OPPONENT
+from .pushpull import push_pull_fill
 from .tables import (COMPLETION_IN_CHANNELS, COMPLETION_LAYERS, GLOBAL_INPUT_SIZE, GLOBAL_LAYERS,
                      LOCAL_INPUT_SIZE, LOCAL_LAYERS, Layer)
 
@@ -83,25 +84,37 @@ class CompletionNetwork(nn.Module):
     ``mean_pixel`` fills the holes (the data set's mean colour; training sets it from the data).
     ``input_mode`` is ``"fill"`` (image in [0,1], holes = mean pixel; this course's training) or
     ``"subtract"`` (image minus the mean, holes = 0: how the authors' Torch7 model was trained)
-    or ``"opponent"`` (``"subtract"`` in a whitened opponent-colour basis: see :func:`network_input`).
+    or ``"opponent"`` (``"subtract"`` in a whitened opponent-colour basis) or ``"smooth"`` (holes
+    pre-filled smoothly from their surroundings, the ``demo`` recipe): see :func:`network_input`.
+    ``output_mode`` is ``"direct"`` (Table 1: the last layer's sigmoid is the output) or
+    ``"residual"`` (the same layers; the last convolution's output is added to the logit of the
+    filled input before the sigmoid, :func:`residual_output`, and starts at zero: the network
+    begins as the fill and learns corrections to it).
     """
 
-    def __init__(self, width: float = 1.0, mean_pixel=PLACES2_MEAN, input_mode: str = "fill"):
+    def __init__(self, width: float = 1.0, mean_pixel=PLACES2_MEAN, input_mode: str = "fill",
+                 output_mode: str = "direct"):
         super().__init__()
         if input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}")
+        check_output_mode(output_mode, input_mode)
         self.width = float(width)
         self.input_mode = input_mode
+        self.output_mode = output_mode
         #: measured error of reduced precision against float32 (``{"bfloat16": {"mean": ..,
         #: "p999": .., ...}}``, see :mod:`glcic_lib.precision_check`), read from the checkpoint's
         #: meta; None: never measured, so ``complete(precision="auto")`` runs float32
         self.reduced_precision: dict | None = None
         self.register_buffer("mean_pixel", torch.tensor(mean_pixel, dtype=torch.float32).view(1, 3, 1, 1))
         self.body, _ = _conv_stack(COMPLETION_LAYERS, COMPLETION_IN_CHANNELS, width)
+        if output_mode == "residual":   # start as the identity on the filled input
+            nn.init.zeros_(self.body[-1].conv.weight)
+            nn.init.zeros_(self.body[-1].conv.bias)
 
     def config(self) -> dict:
         """What is needed to rebuild this network (stored in checkpoints)."""
-        return {"arch": "CompletionNetwork", "width": self.width, "input_mode": self.input_mode}
+        return {"arch": "CompletionNetwork", "width": self.width, "input_mode": self.input_mode,
+                "output_mode": self.output_mode}
 
     def prepare_input(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         _check_image("image", image, 3)
@@ -115,7 +128,10 @@ class CompletionNetwork(nn.Module):
         if h % 4 or w % 4:
             raise ValueError(f"CompletionNetwork needs sizes that are multiples of 4 (it downsamples twice), "
                              f"got {h}x{w}; glcic_lib.complete pads for you")
-        return self.body(self.prepare_input(image, mask))
+        x = self.prepare_input(image, mask)
+        if self.output_mode == "direct":
+            return self.body(x)
+        return residual_output(self.body[-1].conv(self.body[:-1](x)), x)
 
     def fused(self) -> "CompletionNetwork":
         """An inference copy with every batch norm folded into its convolution (eval mode)."""
@@ -138,7 +154,58 @@ def _fold_bn(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
     conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
 
 
-INPUT_MODES = ("fill", "subtract", "opponent")
+OUTPUT_MODES = ("direct", "residual")
+#: the filled input is clamped to [RESIDUAL_EPS, 1 - RESIDUAL_EPS] before its logit
+RESIDUAL_EPS = 1e-3
+
+
+def check_output_mode(output_mode: str, input_mode: str) -> None:
+    if output_mode not in OUTPUT_MODES:
+        raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {output_mode!r}")
+    if output_mode == "residual" and input_mode not in ("fill", "smooth"):
+        raise ValueError(f"output_mode 'residual' adds to the filled input image, so it needs input_mode "
+                         f"'fill' or 'smooth' (an image in [0, 1]), got {input_mode!r}")
+
+
+def residual_output(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``sigmoid(logits + logit(filled input))``: the ``"residual"`` output of a completion network.
+
+    ``logits``: the last convolution's output (N,3,H,W); ``x``: the network's 4-channel input,
+    whose first three channels are the image with its holes filled, in [0, 1].  With zero
+    logits the output *is* the filled input; the network only learns what to change.
+    """
+    base = x[:, :3].float().clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS)
+    return torch.sigmoid(logits.float() + torch.logit(base))
+
+
+DECONV_INITS = ("default", "bilinear")
+
+
+@torch.no_grad()
+def bilinear_deconv_init(model: nn.Module) -> int:
+    """Start every 4x4 stride-2 transposed convolution of ``model`` without a checkerboard.
+
+    A transposed convolution with a 4x4 kernel and stride 2 paints each output pixel with 2x2
+    of its 16 taps, a different 2x2 for each position modulo 2: with random taps the four
+    positions get different gains, and a flat input comes out as a period-2 pattern that
+    training has to unlearn (the grid that :func:`glcic_lib.metrics.grid_energy` measures).
+    Here every kernel becomes ``a[in, out] * B`` with ``B`` the outer product of the bilinear
+    taps ``(1, 3, 3, 1) / 4``, whose 2x2 subsets all sum to 1: the layer starts as a random
+    channel mix followed by a bilinear upsampling, so all four positions have the same gain.
+    ``a`` is drawn from the default weights, scaled by 3.2 so that the output's variance for a
+    random input stays what it was.  Returns how many layers were changed.
+    """
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4
+    changed = 0
+    for m in model.modules():
+        if isinstance(m, nn.ConvTranspose2d) and m.kernel_size == (4, 4) and m.stride == (2, 2):
+            kernel = torch.outer(taps, taps).to(m.weight)
+            m.weight.copy_(m.weight[:, :, :1, :1] * 3.2 * kernel)
+            changed += 1
+    return changed
+
+
+INPUT_MODES = ("fill", "subtract", "opponent", "smooth")
 #: ``"opponent"`` input: an orthonormal basis of luminance, red-green and yellow-blue
 #: (:data:`glcic_lib.losses.OPPONENT`), the colour rows scaled so that all three have about the
 #: same spread in photographs (colour differences vary ~4x less than brightness).  A fixed
@@ -155,7 +222,9 @@ def network_input(image: torch.Tensor, mask: torch.Tensor, mean_pixel: torch.Ten
 
     ``"fill"``: holes hold the mean pixel, known pixels stay in [0, 1].  ``"subtract"``: the
     image minus the mean pixel, holes 0 (the authors' Torch7 convention).  ``"opponent"``:
-    ``"subtract"`` turned into the scaled opponent-colour basis :data:`OPPONENT_INPUT`.  Either way the
+    ``"subtract"`` turned into the scaled opponent-colour basis :data:`OPPONENT_INPUT`.  ``"smooth"``:
+    holes hold :func:`glcic_lib.pushpull.push_pull_fill`, a smooth blend of the colours around
+    them (``mean_pixel`` is not used), known pixels stay in [0, 1].  Either way the
     network sees the same information: *where* the holes are (channel 4) and what surrounds them.
     """
     mean = mean_pixel.to(device=image.device, dtype=image.dtype)
@@ -164,6 +233,8 @@ def network_input(image: torch.Tensor, mask: torch.Tensor, mean_pixel: torch.Ten
         x = image * (1 - mask) + mean * mask
     elif input_mode == "subtract":
         x = (image - mean) * (1 - mask)
+    elif input_mode == "smooth":
+        x = push_pull_fill(image, mask)
     else:   # "opponent": luminance and two colour differences, the colour ones scaled up
         basis = (OPPONENT_INPUT * OPPONENT_SCALE.view(3, 1)).to(device=image.device, dtype=image.dtype)
         x = torch.einsum("ck,nkhw->nchw", basis, (image - mean) * (1 - mask))

@@ -120,10 +120,11 @@ def compare(models: dict, photos, regimes=REGIMES, baselines=("telea", "telea5",
             res = r if res is None else res.merge(r)
         if baselines:
             cache = Path(cache_dir) / f"baselines_{regime}.json" if cache_dir is not None else None
-            if cache is not None and cache.exists():
-                base = EvalResult.from_json(cache)
-            else:
-                base = evaluate(None, items, baselines=baselines, progress=progress)
+            base = EvalResult.from_json(cache) if cache is not None and cache.exists() else None
+            missing = [b for b in baselines if base is None or b not in base.methods]
+            if missing:   # only what the cache lacks (a baseline added since, or no cache)
+                extra = evaluate(None, items, baselines=missing, progress=progress)
+                base = extra if base is None else base.merge(extra)
                 if cache is not None:
                     cache.parent.mkdir(parents=True, exist_ok=True)
                     base.to_json(cache)
@@ -135,11 +136,13 @@ def compare(models: dict, photos, regimes=REGIMES, baselines=("telea", "telea5",
 
 
 def best_baseline(result, metric: str = "psnr_hole", methods=None, select=None) -> str:
-    """The baseline with the best mean ``metric`` in ``result`` (higher is better); ``select``:
-    a boolean array over ``result.image_names`` to average over those images only."""
-    from .evaluation import BASELINE_INFO
+    """The classical method (:data:`glcic_lib.evaluation.CLASSICAL`: not the ``smooth`` fill, which
+    is the demo network's own starting point) with the best mean ``metric`` in ``result``
+    (higher is better); ``select``: a boolean array over ``result.image_names`` to average over
+    those images only."""
+    from .evaluation import CLASSICAL
 
-    names = [m for m in (methods or result.methods) if m in BASELINE_INFO]
+    names = [m for m in (methods or result.methods) if m in CLASSICAL]
     if not names:
         raise ValueError("the result holds no classical baseline")
     pick = slice(None) if select is None else np.asarray(select, bool)

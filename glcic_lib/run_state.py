@@ -81,7 +81,7 @@ def describe_write_failure(path: Path, error: BaseException, saved_iteration: in
 
 
 #: What runs saved before a field existed used (so their checkpoints still resume).
-_DEFAULTS_BEFORE = {"holes": "rect"}
+_DEFAULTS_BEFORE = {"holes": "rect", "augment": "none"}
 
 
 class RunState:
@@ -172,7 +172,9 @@ class RunState:
                 raise CheckpointError(f"cannot resume {path}: it was trained with {key}={a!r} but this run has "
                                       f"{key}={b!r}")
         _load_state(self.completion, ckpt["completion"], "completion network", path)
-        self.completion.input_mode = ckpt["completion"].get("config", {}).get("input_mode", self.completion.input_mode)
+        net_config = ckpt["completion"].get("config", {})
+        self.completion.input_mode = net_config.get("input_mode", self.completion.input_mode)
+        self.completion.output_mode = net_config.get("output_mode", "direct")
         if self.discriminator is not None:
             if not ckpt.get("discriminator"):
                 raise CheckpointError(f"cannot resume {path}: it has no discriminator")

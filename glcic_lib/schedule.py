@@ -12,7 +12,8 @@ import torch
 from . import losses
 from .data import scaled_resize_range
 from .masks import scaled_hole_range, scaled_local_size
-from .models import INPUT_MODES
+from .augment import AUGMENTS
+from .models import DECONV_INITS, INPUT_MODES, check_output_mode
 
 PHASES = ("completion", "discriminator", "joint")
 DISCRIMINATORS = ("both", "global", "local", "none")
@@ -23,7 +24,7 @@ HISTORY = "history.jsonl"
 
 #: Config fields that must match to resume a run (the rest, e.g. the schedule, may change).
 RESUME_MUST_MATCH = ("crop_size", "resize_range", "hole_range", "local_size", "batch_size", "accumulate",
-                     "width", "d_width", "discriminator", "optimizer", "real_patch", "seed", "holes")
+                     "width", "d_width", "discriminator", "optimizer", "real_patch", "seed", "holes", "augment")
 
 
 @dataclass
@@ -55,7 +56,19 @@ class TrainConfig:
     (:func:`glcic_lib.losses.opponent_mse`; 1 is the paper's plain MSE).
     ``input_mode``: how the completion network's input is built (:func:`glcic_lib.models.network_input`):
     ``fill`` (holes hold the mean pixel), ``subtract`` (the authors' Torch7 convention) or
-    ``opponent`` (``subtract`` in a whitened opponent-colour basis); stored in the checkpoint.
+    ``opponent`` (``subtract`` in a whitened opponent-colour basis) or ``smooth`` (holes
+    pre-filled from their surroundings by :func:`glcic_lib.pushpull.push_pull_fill`); stored in
+    the checkpoint.
+    ``deconv_init``: ``default`` (PyTorch's) or ``bilinear``
+    (:func:`glcic_lib.models.bilinear_deconv_init`: the two transposed convolutions start
+    without a checkerboard); only the starting weights differ, the network is Table 1's.
+    ``output_mode``: ``direct`` (Table 1) or ``residual`` (the same layers learn corrections
+    to the filled input, :func:`glcic_lib.models.residual_output`); stored in the checkpoint.
+    ``augment``: ``none`` (the paper) or ``exposure`` (:mod:`glcic_lib.augment`: some training
+    crops darkened or hazed, so that dark photographs are not strangers).
+    ``joint_lr``: the completion network's learning rate once the discriminators are in play
+    (phases 2-3; ``None``: ``lr`` throughout, as in the paper): a one-run version of the
+    ``demo`` recipe's second command, which continues at a lower rate.
     ``d_lr``: the discriminators' learning rate (``None``: ``lr``, one rate for both as in the paper).
     ``init_from``: a checkpoint whose completion network starts this run (same ``width``):
     fine-tuning, or a curriculum from small crops to large ones; the network is fully
@@ -98,6 +111,10 @@ class TrainConfig:
     d_lr: float | None = None
     chroma_weight: float = 1.0
     input_mode: str = "fill"
+    deconv_init: str = "default"
+    output_mode: str = "direct"
+    joint_lr: float | None = None
+    augment: str = "none"
 
     def __post_init__(self):
         for name in ("crop_size", "batch_size", "accumulate", "log_every", "sample_every", "checkpoint_every"):
@@ -120,8 +137,15 @@ class TrainConfig:
             raise ValueError(f"holes must be one of {HOLES}, got {self.holes!r}")
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
+        check_output_mode(self.output_mode, self.input_mode)
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
+        if self.deconv_init not in DECONV_INITS:
+            raise ValueError(f"deconv_init must be one of {DECONV_INITS}, got {self.deconv_init!r}")
         if not self.chroma_weight >= 0:
             raise ValueError(f"chroma_weight must be >= 0, got {self.chroma_weight}")
+        if self.joint_lr is not None and not self.joint_lr > 0:
+            raise ValueError(f"joint_lr must be > 0, got {self.joint_lr}")
         if self.d_lr is not None and not self.d_lr > 0:
             raise ValueError(f"d_lr must be > 0, got {self.d_lr}")
         if not self.known_weight >= 0:
@@ -185,19 +209,24 @@ PRESETS: dict[str, dict] = {
     # phase; the paper's 500k iterations at batch 96 are ~90x more images.
     "colab": dict(crop_size=256, batch_size=24, accumulate=2, width=1.0, t_c=8000, t_d=1000, t_joint=3000,
                   log_every=50, sample_every=500, checkpoint_every=500),
-    # A laptop CPU in about 10-20 minutes (about 18 on one free core of the project's 2-core
-    # machine, see notebook 05): quarter width, 128 crops, holes [48, 64], local patch 64.
+    # A laptop CPU in about 15-20 minutes (1,036 s on one core of the project's 2-core machine, see
+    # notebook 05): quarter width, 128 crops, holes [32, 64] of every kind, local patch 64, and
+    # the demo's small-network recipe (smooth input, residual output, ...) in one run.
     "cpu": dict(crop_size=128, batch_size=8, accumulate=1, width=0.25, t_c=2000, t_d=150, t_joint=450,
-                log_every=20, sample_every=200, checkpoint_every=200, num_workers=0),
-    # The bundled demo model (data/checkpoints/README.md): 67 minutes on one core of a 2-core
+                hole_range=(32, 64), local_size=64, optimizer="adam", lr=1e-3, joint_lr=2e-4, d_lr=2e-4,
+                holes="mixed", known_weight=0.5, chroma_weight=8.0, input_mode="smooth", output_mode="residual",
+                deconv_init="bilinear", augment="exposure", log_every=20, sample_every=200, checkpoint_every=200,
+                num_workers=0),
+    # The bundled demo model (data/checkpoints/README.md): 56 minutes on one core of a 2-core
     # CPU.  Quarter width, 128 crops of photos resized to 160-320 px, holes of every kind
     # (mixed), Adam, an MSE on the known pixels beside the hole MSE and colour differences
     # weighted 8x in both: changes from the paper for this scale, each measured in the model
     # card.  Two commands: T_C iterations with --discriminator none, then T_D + T_joint from
     # that network with --lr 2e-4 (``--init-from``; the discriminators start from scratch).
     "demo": dict(crop_size=128, resize_range=(160, 320), hole_range=(32, 80), local_size=96, batch_size=16,
-                 accumulate=1, width=0.25, t_c=4000, t_d=100, t_joint=1000, optimizer="adam", lr=1e-3,
-                 holes="mixed", known_weight=0.5, chroma_weight=8.0, log_every=25, sample_every=500,
+                 accumulate=1, width=0.25, t_c=3000, t_d=100, t_joint=1000, optimizer="adam", lr=1e-3,
+                 holes="mixed", known_weight=0.5, chroma_weight=8.0, input_mode="smooth", output_mode="residual",
+                 deconv_init="bilinear", augment="exposure", log_every=25, sample_every=500,
                  checkpoint_every=250, num_workers=0),
     # CI: a few iterations of every phase at 64x64 (holes [24, 32], local patch 32), < 1 minute.
     "smoke": dict(crop_size=64, batch_size=4, accumulate=1, width=0.25, t_c=6, t_d=2, t_joint=4,
@@ -225,19 +254,24 @@ def preset(name: str, **overrides) -> TrainConfig:
         does most of the work) and starts to sharpen in the joint phase; the paper trains on
         ~85x more images.
     ``cpu``
-        A laptop in 10-20 minutes: quarter-width networks, 128x128 crops (holes 48-64,
-        local patch 64), batch 8, 2,000 + 150 + 450 iterations.  Measured on this project's
-        2-core test machine: ~40 / 75 / 25 images/s in the three phases with both cores free
-        (~10 minutes), about 18 minutes on one free core (``OMP_NUM_THREADS=1``), several
-        times longer while other jobs share the CPU.  Learns the bundled images; blurry but
-        real.
+        A laptop in about 15-20 minutes: quarter-width networks, 128x128 crops (holes of every
+        kind, 32-64 px; local patch 64), batch 8, 2,000 + 150 + 450 iterations, with the
+        ``demo`` recipe's changes from the paper (smooth input, residual output, bilinear
+        deconvolution start, known-pixel MSE, colour weighting, Adam at 1e-3 then 2e-4 once
+        the discriminators play: ``joint_lr``, ``d_lr``).  Measured on this project's 2-core
+        test machine with one thread while another run used the other core: 21 / 40 / 18
+        images/s in the three phases, 1,036 s in all.  On the bundled held-out photographs its
+        fills are colour-true and, post-processed, ahead of Telea (notebook 05, section 8b).
     ``demo``
         How the bundled demo model was made (``data/checkpoints/README.md``): quarter width,
-        128x128 crops, batch 16, holes of every kind (``holes="mixed"``), Adam (lr 1e-3), a
+        128x128 crops, batch 16, holes of every kind (``holes="mixed"``), holes pre-filled
+        smoothly (``input_mode="smooth"``), a network that learns corrections to that fill
+        (``output_mode="residual"``), deconvolutions started without a checkerboard
+        (``deconv_init="bilinear"``), Adam (lr 1e-3), a
         known-pixel MSE (``known_weight=0.5``) and colour differences weighted 8x
-        (``chroma_weight=8``); 4,000 MSE-only iterations (``--discriminator none``), then
+        (``chroma_weight=8``); 3,000 MSE-only iterations (``--discriminator none``), then
         100 + 1,000 iterations with both discriminators started from that network at lr 2e-4.
-        67 minutes on one core of a 2-core CPU, on ``data/train`` with the photographs of
+        56 minutes on one core of a 2-core CPU, on ``data/train`` with the photographs of
         ``data/build_extra_photos.py``.
     ``smoke``
         CI: 64x64 crops (holes 24-32, local patch 32), batch 4, 6 + 2 + 4 iterations, every

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import distributed, losses
+from .augment import apply_factors, draw_factors
 from .data import to_float
 from .device import autocast
 from .masks import Box, MaskHole, box_mask, local_box, random_box, sample_hole, sample_training_hole
@@ -76,6 +77,12 @@ class TrainingSteps:
         if self.device.type == "cuda":
             mask = mask.pin_memory()
         x = to_float(images.to(self.device, non_blocking=True))
+        if self.config.augment == "exposure":   # drawn for the whole micro-batch, like the holes
+            rng = np.random.default_rng([self.config.seed, 11, iteration, micro])
+            factors = draw_factors(rng, n * self.world_size)
+            if self.world_size > 1:
+                factors = distributed.share(factors, self.rank, self.world_size)
+            x = apply_factors(x, factors)
         mask = mask.to(self.device, non_blocking=True)
         if self.channels_last:
             x, mask = x.contiguous(memory_format=torch.channels_last), mask.contiguous(memory_format=torch.channels_last)
@@ -206,6 +213,10 @@ class TrainingSteps:
         """Run 0-based ``iteration`` of the schedule (its phase follows from the config)."""
         phase = self.config.phase_at(iteration)
         micros = micros if micros is not None else self.next_micros(iteration)
+        if self.config.joint_lr is not None:   # the completion network's rate in phases 2-3
+            lr = self.config.joint_lr if phase != "completion" else self.config.lr
+            for group in self.opt_c.param_groups:
+                group["lr"] = lr if lr is not None else group["lr"]
         if phase == "completion" or self.d_net is None:
             logs = self.update_completion(micros, adversarial=False)
         elif phase == "discriminator":

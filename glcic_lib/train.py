@@ -69,7 +69,8 @@ from .config import checkpoint_dir
 from .data import ImageFolder, StreamSampler, default_train_dir, mean_pixel, to_float
 from .device import pick_device, seed_everything
 from .masks import sample_hole
-from .models import INPUT_MODES, ContextDiscriminator, CompletionNetwork, paste
+from .augment import AUGMENTS
+from .models import DECONV_INITS, INPUT_MODES, OUTPUT_MODES, ContextDiscriminator, CompletionNetwork, bilinear_deconv_init, paste
 from .run_state import RunState
 # the configuration, presets and one iteration's maths live in their own modules; their names
 # stay importable from here, where the course's notebooks and tests have always found them
@@ -135,7 +136,10 @@ class Trainer(TrainingSteps, RunState):
 
         seed_everything(distributed.rank_seed(config.seed, self.rank))
         self.completion = CompletionNetwork(width=config.width, mean_pixel=mean,
-                                            input_mode=config.input_mode).to(self.device)
+                                            input_mode=config.input_mode,
+                                            output_mode=config.output_mode).to(self.device)
+        if config.deconv_init == "bilinear":
+            bilinear_deconv_init(self.completion)
         if config.init_from:   # before any wrapping; a resumed run then loads its own weights over these
             start = load_completion(config.init_from)
             if start.width != config.width:
@@ -146,6 +150,7 @@ class Trainer(TrainingSteps, RunState):
             self.completion.load_state_dict(weights)
             # how the start model expects its input (e.g. the authors' "subtract" convention) comes too
             self.completion.input_mode = start.input_mode
+            self.completion.output_mode = start.output_mode
         self.discriminator = None
         if config.discriminator != "none":
             self.discriminator = ContextDiscriminator(arms=config.discriminator, width=config.d_width,
@@ -444,10 +449,18 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="weight of the colour differences in the reconstruction loss (paper: 1, plain MSE)")
     p.add_argument("--input-mode", choices=INPUT_MODES, default=None,
                    help="how the completion network's input is built (glcic_lib.models.network_input; default fill)")
+    p.add_argument("--output-mode", choices=OUTPUT_MODES, default=None,
+                   help="direct (Table 1's sigmoid output) or residual (corrections to the filled input)")
+    p.add_argument("--augment", choices=AUGMENTS, default=None,
+                   help="photometric augmentation of the training crops (exposure: some darkened or hazed)")
+    p.add_argument("--deconv-init", choices=DECONV_INITS, default=None,
+                   help="starting weights of the transposed convolutions (bilinear: no checkerboard at the start)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--d-lr", type=float, default=None,
                    help="the discriminators' learning rate (default: --lr, as in the paper)")
+    p.add_argument("--joint-lr", type=float, default=None,
+                   help="the completion network's learning rate in phases 2-3 (default: --lr)")
     p.add_argument("--alpha", type=float, default=None, help="weight of the adversarial loss (paper: 0.0004)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: auto)")
@@ -471,11 +484,14 @@ def _overrides(args: argparse.Namespace) -> dict:
     for arg, key in (("discriminator", "discriminator"), ("batch_size", "batch_size"), ("accumulate", "accumulate"),
                      ("width", "width"), ("crop", "crop_size"), ("resize_range", "resize_range"),
                      ("hole_range", "hole_range"), ("local_size", "local_size"), ("optimizer", "optimizer"), ("lr", "lr"), ("d_lr", "d_lr"),
+                     ("joint_lr", "joint_lr"),
                      ("alpha", "alpha"), ("seed", "seed"), ("workers", "num_workers"), ("device", "device"),
                      ("log_every", "log_every"), ("sample_every", "sample_every"),
                      ("checkpoint_every", "checkpoint_every"), ("init_from", "init_from"),
                      ("holes", "holes"), ("known_weight", "known_weight"),
-                     ("chroma_weight", "chroma_weight"), ("input_mode", "input_mode")):
+                     ("chroma_weight", "chroma_weight"), ("input_mode", "input_mode"),
+                     ("deconv_init", "deconv_init"), ("output_mode", "output_mode"),
+                     ("augment", "augment")):
         if getattr(args, arg, None) is not None:
             o[key] = getattr(args, arg)
     if args.iterations:

@@ -106,7 +106,7 @@ def test_width_multiplier_scales_every_channel_but_the_output():
     assert [c.out_channels for c in _convs(LocalDiscriminator(width=0.25))] == [16, 32, 64, 128, 128]
     full, quarter = count_parameters(CompletionNetwork()), count_parameters(model)
     assert 12 < full / quarter < 17  # ~width^2 (inner layers), a bit less (the 4-in / 3-out ends)
-    assert model.config() == {"arch": "CompletionNetwork", "width": 0.25, "input_mode": "fill"}
+    assert model.config() == {"arch": "CompletionNetwork", "width": 0.25, "input_mode": "fill", "output_mode": "direct"}
 
 
 @pytest.mark.parametrize("n, h, w", [(1, 64, 64), (2, 36, 52), (1, 4, 4)])
@@ -128,7 +128,7 @@ def test_completion_input_errors(small_model):
         small_model(img.to(torch.uint8), mask)
     with pytest.raises(ValueError, match="differ in batch or size"):
         small_model(img, torch.zeros(1, 1, 32, 28))
-    with pytest.raises(ValueError, match=r"input_mode must be one of \('fill', 'subtract', 'opponent'\), got 'zero'"):
+    with pytest.raises(ValueError, match=r"input_mode must be one of \('fill', 'subtract', 'opponent', 'smooth'\), got 'zero'"):
         CompletionNetwork(input_mode="zero")
 
 

@@ -58,7 +58,8 @@ def test_every_shipped_model_loaded_with_auto_carries_a_measurement():
     for path in [demo_checkpoint_path(), *sorted((data / "ablation_photos").glob("*.pt")),
                  data / "finetune" / "finetuned.pt"]:
         entry = load_completion(path).reduced_precision["bfloat16"]
-        assert entry["mean"] > 0 and entry["p999"] >= 0, path
+        # measured (a residual network that barely changes its float32 fill can round to exactly 0)
+        assert entry["images"] > 0 and entry["mean"] >= 0 and entry["p999"] >= entry["mean"], path
 
 
 def test_add_measurement_rewrites_only_the_meta(tmp_path, capsys, monkeypatch):

@@ -438,7 +438,8 @@ def test_convert_torch7_cli(net, t7_file, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "verified" in printed and "CC BY-NC-SA 4.0" in printed
     ckpt = read_checkpoint(out)
-    assert ckpt["completion"]["config"] == {"arch": "CompletionNetwork", "width": WIDTH, "input_mode": "subtract"}
+    assert ckpt["completion"]["config"] == {"arch": "CompletionNetwork", "width": WIDTH, "input_mode": "subtract",
+                                           "output_mode": "direct"}
     assert ckpt["meta"]["authors_model"] == "places2" and "CC BY-NC-SA" in ckpt["meta"]["licence"]
     # issue 22: the converted network's own bfloat16 error is measured and stored, and said
     measured = ckpt["meta"]["reduced_precision"]["bfloat16"]

@@ -468,8 +468,12 @@ def test_demo_preset_is_the_documented_recipe():
     cfg = preset("demo")
     assert (cfg.crop_size, cfg.width, cfg.batch_size, cfg.holes, cfg.optimizer) == (128, 0.25, 16, "mixed", "adam")
     assert cfg.known_weight > 0 and cfg.chroma_weight > 1 and cfg.hole_range[1] <= cfg.local_size
+    for small in (cfg, preset("cpu")):      # the small-network recipe of the model card
+        assert (small.input_mode, small.output_mode, small.deconv_init) == ("smooth", "residual", "bilinear")
+    assert preset("cpu").joint_lr < preset("cpu").lr
     paper = preset("paper")
     assert (paper.holes, paper.known_weight, paper.optimizer) == ("rect", 0.0, "adadelta")
+    assert (paper.input_mode, paper.output_mode, paper.deconv_init, paper.joint_lr) == ("fill", "direct", "default", None)
 
 
 def test_discriminator_learning_rate_can_differ_from_the_completion_networks(images, tmp_path):
@@ -479,3 +483,32 @@ def test_discriminator_learning_rate_can_differ_from_the_completion_networks(ima
     assert same.opt_d.param_groups[0]["lr"] == 3e-4          # one rate for both, as in the paper
     with pytest.raises(ValueError, match="d_lr"):
         tiny(images, tmp_path, d_lr=0)
+
+
+def test_joint_lr_lowers_the_completion_networks_rate_once_the_discriminators_play(images, tmp_path):
+    tr = Trainer(tiny(images, tmp_path, optimizer="adam", lr=1e-3, joint_lr=2e-4), progress=False)
+    rates = []
+    for it in range(tr.config.total):        # 2 completion, 1 discriminator, 2 joint iterations
+        tr.step(it)
+        rates.append(tr.opt_c.param_groups[0]["lr"])
+    assert rates == [1e-3, 1e-3, 2e-4, 2e-4, 2e-4]
+    plain = Trainer(tiny(images, tmp_path / "b", optimizer="adam", lr=1e-3), progress=False)
+    for it in range(plain.config.total):
+        plain.step(it)
+    assert plain.opt_c.param_groups[0]["lr"] == 1e-3     # one rate throughout, as in the paper
+    with pytest.raises(ValueError, match="joint_lr"):
+        tiny(images, tmp_path, joint_lr=-1)
+
+
+def test_smooth_input_and_bilinear_deconv_init_reach_the_network(images, tmp_path):
+    from glcic_lib.checkpoint import load_completion
+
+    tr = Trainer(tiny(images, tmp_path, input_mode="smooth", deconv_init="bilinear"), progress=False)
+    deconv = [m for m in tr.completion.modules() if isinstance(m, torch.nn.ConvTranspose2d)][0]
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4
+    w = deconv.weight.detach()
+    assert torch.allclose(w, w[:, :, 1:2, 1:2] / (9 / 16) * torch.outer(taps, taps), atol=1e-6)
+    result = tr.run()
+    assert load_completion(result.checkpoint).input_mode == "smooth"
+    with pytest.raises(ValueError, match="deconv_init"):
+        tiny(images, tmp_path, deconv_init="zeros")

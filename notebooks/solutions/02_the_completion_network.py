@@ -1,4 +1,5 @@
 """Solutions of notebook 02's coding exercises (the tests put them into the exercise cells)."""
+import torch
 from torch import nn
 
 
@@ -20,3 +21,10 @@ def build_table1(layers, width=1.0, in_channels=4):
         c_in = c_out
     # --- your code above
     return nn.Sequential(*modules)
+
+
+def my_residual_output(logits, x, eps=1e-3):
+    # --- your code below (residual_output)
+    base = x[:, :3].clamp(eps, 1 - eps)
+    return torch.sigmoid(logits + torch.log(base / (1 - base)))
+    # --- your code above
