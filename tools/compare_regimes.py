@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from glcic_lib.evaluation import flat_fill_error, flat_fill_table, masked_input  # noqa: E402
+from glcic_lib.evaluation import CLASSICAL, flat_fill_error, flat_fill_table, masked_input  # noqa: E402
 from glcic_lib.regimes import REGIMES, compare, load_photos, regime_table  # noqa: E402
 
-BASELINES = ("telea", "telea5", "ns", "biharmonic", "fsr", "smooth")
+BASELINES = CLASSICAL + ("smooth",)   # the classical methods and the demo's own starting fill
 
 
 def draw_figure(photos, models: dict, regimes, seed: int, n: int, path: Path) -> None:
