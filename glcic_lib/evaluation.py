@@ -58,12 +58,15 @@ BASELINE_INFO = {
     "ns": f"OpenCV Navier-Stokes (Bertalmio et al. 2001), radius {BASELINE_RADIUS}",
     "biharmonic": "scikit-image biharmonic inpainting (smooth, solves a biharmonic equation in the hole)",
     "fsr": "OpenCV-contrib frequency selective reconstruction, FSR_FAST (its own environment: glcic_lib.fsr)",
-    "smooth": "the push-pull fill with relaxation alone (glcic_lib.pushpull): what the demo network starts from",
+    "smooth": "the push-pull fill with Jacobi relaxation alone (glcic_lib.pushpull.push_pull_fill): the "
+              "start of networks with input_mode 'smooth'",
+    "harmonic": "the harmonic (membrane) fill alone (glcic_lib.pushpull.harmonic_fill): what the demo network "
+                "starts from",
 }
 #: Every baseline :func:`evaluate` knows, in table order (the ``evaluate`` command runs them all).
 BASELINE_NAMES = tuple(BASELINE_INFO)
 #: The classical methods a user would pick instead of a network ("the best classical method" of
-#: every comparison); ``smooth`` is left out: it is the demo network's own first step.
+#: every comparison); ``smooth`` and ``harmonic`` are left out: they are the networks' own first step.
 CLASSICAL = ("telea", "telea5", "ns", "biharmonic", "fsr")
 #: The metrics the bar chart shows by default (the hole metrics, the seam, the detail ratio and
 #: the grid energy).
@@ -107,18 +110,22 @@ def biharmonic_inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def smooth_inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Fill the holes with :func:`glcic_lib.pushpull.push_pull_fill` alone (a smooth membrane-like
-    fill, the input of networks with ``input_mode="smooth"``), rounded back to uint8."""
+def smooth_inpaint(image: np.ndarray, mask: np.ndarray, solver: str = "jacobi") -> np.ndarray:
+    """Fill the holes with :func:`glcic_lib.pushpull.push_pull_fill` alone, rounded back to uint8:
+    ``solver="jacobi"`` is the input of networks with ``input_mode="smooth"``, ``"sor"`` the
+    harmonic fill of ``input_mode="harmonic"`` (:func:`glcic_lib.pushpull.harmonic_fill`)."""
     import torch
 
-    from .pushpull import push_pull_fill
+    from .pushpull import harmonic_fill, push_pull_fill
 
     image, hole = _check_item("image", image, mask)
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
     m = torch.from_numpy(hole)[None, None].float()
-    out = push_pull_fill(x, m)[0].permute(1, 2, 0).numpy()
-    out = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    if solver == "sor":
+        out = harmonic_fill(x, m)
+    else:
+        out = push_pull_fill(x, m, solver=solver)
+    out = np.clip(np.rint(out[0].permute(1, 2, 0).numpy() * 255.0), 0, 255).astype(np.uint8)
     out[~hole] = image[~hole]
     return out
 
@@ -130,8 +137,8 @@ def baseline_inpaint(image: np.ndarray, mask: np.ndarray, method: str) -> np.nda
         return opencv_inpaint(image, mask, method)
     if method == "biharmonic":
         return biharmonic_inpaint(image, mask)
-    if method == "smooth":
-        return smooth_inpaint(image, mask)
+    if method in ("smooth", "harmonic"):
+        return smooth_inpaint(image, mask, "jacobi" if method == "smooth" else "sor")
     if method == "fsr":
         from .fsr import fsr_inpaint
 

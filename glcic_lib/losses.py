@@ -94,3 +94,42 @@ def opponent_mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     err = torch.einsum("ck,nkhw->nchw", basis, output.float() - target.float())
     weights = torch.tensor([1.0, chroma_weight, chroma_weight], device=output.device).view(1, 3, 1, 1)
     return masked_mse(err * weights.sqrt(), torch.zeros_like(err), mask)
+
+
+def grid_penalty(output: torch.Tensor, mask: torch.Tensor, period: int = 4, margin: int = 3) -> torch.Tensor:
+    """The energy of the period-``period`` grid in the holes of ``output``: a differentiable
+    cousin of :func:`glcic_lib.metrics.grid_energy`, to be added to a loss.
+
+    Per image and channel: the 5-point Laplacian of ``output`` on the hole pixels at least
+    ``margin`` pixels from a known pixel or the image border; those pixels split into
+    ``period x period`` classes of equal ``(row mod period, column mod period)``; the penalty is
+    ``sum over classes of n_c (mean_c - mean)^2`` (the energy of the best-fitting periodic
+    pattern, what a checkerboard of the transposed convolutions puts there) divided by the
+    number of measured values.  Unlike ``grid_energy`` it is *not* divided by all the Laplacian
+    energy, so it cannot be lowered by adding noise: only by removing the pattern.  Units:
+    intensities in [0, 1]; a checkerboard of +-1 grey level scores ``64 / 255**2`` ~ 1e-3.
+
+    ``output``: (N, C, H, W); ``mask``: (N, 1, H, W), 1 in the holes.  Images with no pixel
+    far enough inside a hole contribute 0 (thin strokes); the result is the mean over images.
+    """
+    if output.ndim != 4 or mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] != output.shape[0] \
+            or mask.shape[-2:] != output.shape[-2:]:
+        raise ValueError(f"grid_penalty needs output (N, C, H, W) and mask (N, 1, H, W) of the same size, "
+                         f"got {tuple(output.shape)} and {tuple(mask.shape)}")
+    if not isinstance(period, int) or period < 2:
+        raise ValueError(f"period must be an integer of at least 2, got {period!r}")
+    x = output.float()
+    lap = 4 * x[..., 1:-1, 1:-1] - x[..., :-2, 1:-1] - x[..., 2:, 1:-1] - x[..., 1:-1, :-2] - x[..., 1:-1, 2:]
+    known = F.pad(1 - mask.float(), (margin,) * 4, value=1.0)   # the image border counts as known
+    region = (1 - F.max_pool2d(known, 2 * margin + 1, stride=1))[:, 0, 1:-1, 1:-1]   # (N, H-2, W-2)
+    h, w = lap.shape[-2:]
+    ys = torch.arange(1, h + 1, device=x.device) % period   # absolute coordinates of the Laplacian's pixels
+    xs = torch.arange(1, w + 1, device=x.device) % period
+    classes = F.one_hot(ys[:, None] * period + xs[None, :], period * period).to(x.dtype)   # (h, w, P)
+    n_c = torch.einsum("nhw,hwp->np", region, classes)                       # pixels per class
+    s_c = torch.einsum("nchw,hwp->ncp", lap * region[:, None], classes)      # Laplacian sums per class
+    n = n_c.sum(1)                                                            # (N,)
+    mean_c = s_c / n_c.clamp(min=1)[:, None, :]
+    mean = s_c.sum(2) / n.clamp(min=1)[:, None]
+    between = (n_c[:, None, :] * (mean_c - mean[..., None]) ** 2).sum((1, 2))   # (N,)
+    return (between / (n * x.shape[1]).clamp(min=1)).mean()

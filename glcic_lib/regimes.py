@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .evaluation import CLASSICAL
 from .masks import border_hole, box_mask, free_form_mask, sample_hole
 
 REGIMES = ("rects", "large_rect", "free", "border")
@@ -100,7 +101,7 @@ def regime_items(photos, regime: str, seed: int = 0) -> list[tuple[str, np.ndarr
     return [(name, img, regime_mask(regime, img.shape[0], img.shape[1], name, seed)) for name, img in photos]
 
 
-def compare(models: dict, photos, regimes=REGIMES, baselines=("telea", "telea5", "ns", "biharmonic", "fsr"),
+def compare(models: dict, photos, regimes=REGIMES, baselines=CLASSICAL,
             postprocess="both", seed: int = 0, cache_dir=None, progress: bool = False) -> dict:
     """``{regime: EvalResult}``: each model of ``models`` (name -> network, checkpoint path or
     ``"demo"``; raw and post-processed) and the baselines, on the same photographs and holes,
@@ -140,8 +141,6 @@ def best_baseline(result, metric: str = "psnr_hole", methods=None, select=None) 
     is the demo network's own starting point) with the best mean ``metric`` in ``result``
     (higher is better); ``select``: a boolean array over ``result.image_names`` to average over
     those images only."""
-    from .evaluation import CLASSICAL
-
     names = [m for m in (methods or result.methods) if m in CLASSICAL]
     if not names:
         raise ValueError("the result holds no classical baseline")

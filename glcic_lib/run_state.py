@@ -172,9 +172,7 @@ class RunState:
                 raise CheckpointError(f"cannot resume {path}: it was trained with {key}={a!r} but this run has "
                                       f"{key}={b!r}")
         _load_state(self.completion, ckpt["completion"], "completion network", path)
-        net_config = ckpt["completion"].get("config", {})
-        self.completion.input_mode = net_config.get("input_mode", self.completion.input_mode)
-        self.completion.output_mode = net_config.get("output_mode", "direct")
+        self.completion.adopt_modes(ckpt["completion"].get("config", {}))
         if self.discriminator is not None:
             if not ckpt.get("discriminator"):
                 raise CheckpointError(f"cannot resume {path}: it has no discriminator")

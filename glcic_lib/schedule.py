@@ -66,6 +66,9 @@ class TrainConfig:
     to the filled input, :func:`glcic_lib.models.residual_output`); stored in the checkpoint.
     ``augment``: ``none`` (the paper) or ``exposure`` (:mod:`glcic_lib.augment`: some training
     crops darkened or hazed, so that dark photographs are not strangers).
+    ``grid_weight``: weight of :func:`glcic_lib.losses.grid_penalty` in the completion
+    network's loss (0 in the paper): the energy of a period-4 pattern in the holes, the
+    checkerboard that the transposed convolutions paint when the discriminators push for detail.
     ``joint_lr``: the completion network's learning rate once the discriminators are in play
     (phases 2-3; ``None``: ``lr`` throughout, as in the paper): a one-run version of the
     ``demo`` recipe's second command, which continues at a lower rate.
@@ -115,6 +118,7 @@ class TrainConfig:
     output_mode: str = "direct"
     joint_lr: float | None = None
     augment: str = "none"
+    grid_weight: float = 0.0
 
     def __post_init__(self):
         for name in ("crop_size", "batch_size", "accumulate", "log_every", "sample_every", "checkpoint_every"):
@@ -144,6 +148,8 @@ class TrainConfig:
             raise ValueError(f"deconv_init must be one of {DECONV_INITS}, got {self.deconv_init!r}")
         if not self.chroma_weight >= 0:
             raise ValueError(f"chroma_weight must be >= 0, got {self.chroma_weight}")
+        if not self.grid_weight >= 0:
+            raise ValueError(f"grid_weight must be >= 0, got {self.grid_weight}")
         if self.joint_lr is not None and not self.joint_lr > 0:
             raise ValueError(f"joint_lr must be > 0, got {self.joint_lr}")
         if self.d_lr is not None and not self.d_lr > 0:

@@ -122,8 +122,12 @@ class TrainingSteps:
         recon = mse if cw == 1 else reconstruction(m)
         if self.config.known_weight > 0:   # the demo recipe: also reproduce the known pixels
             recon = recon + self.config.known_weight * reconstruction(1 - m)
+        grid = None
+        if self.config.grid_weight > 0:   # the demo recipe: no checkerboard in the holes
+            grid = losses.grid_penalty(out, m)
+            recon = recon + self.config.grid_weight * grid
         if not adversarial or self.d_net is None:
-            return {"mse": mse, "adv": None, "loss": recon, "output": out}
+            return {"mse": mse, "adv": None, "loss": recon, "output": out, "grid": grid}
         completed = paste(out, x, m)
         trained = [p for p in self.discriminator.parameters() if p.requires_grad]
         for p in trained:   # gradients flow *through* D, not *into* it
@@ -136,7 +140,8 @@ class TrainingSteps:
             for p in trained:   # only these: the biases before batch norm stay frozen (see models.Block)
                 p.requires_grad_(True)
         adv = losses.generator_loss(logits, saturating=self.config.saturating_gan)
-        return {"mse": mse, "adv": adv, "loss": losses.joint_loss(recon, adv, self.config.alpha), "output": out}
+        return {"mse": mse, "adv": adv, "loss": losses.joint_loss(recon, adv, self.config.alpha), "output": out,
+                "grid": grid}
 
     def discriminator_losses(self, micro: dict, output: torch.Tensor) -> dict:
         """BCE of the discriminator: real (x, real boxes) vs completed (paste(output), hole boxes)."""
@@ -177,6 +182,8 @@ class TrainingSteps:
             logs["mse"] += float(parts["mse"].detach()) / len(micros)
             if parts["adv"] is not None:
                 logs["g_adv"] += float(parts["adv"].detach()) / len(micros)
+            if parts["grid"] is not None:
+                logs["grid"] = logs.get("grid", 0.0) + float(parts["grid"].detach()) / len(micros)
         self._step(self.opt_c, self.scaler_c)
         if not adversarial or self.d_net is None:
             logs.pop("g_adv")

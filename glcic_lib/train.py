@@ -149,8 +149,7 @@ class Trainer(TrainingSteps, RunState):
             weights["mean_pixel"] = self.completion.mean_pixel   # this run's data keeps its own mean
             self.completion.load_state_dict(weights)
             # how the start model expects its input (e.g. the authors' "subtract" convention) comes too
-            self.completion.input_mode = start.input_mode
-            self.completion.output_mode = start.output_mode
+            self.completion.adopt_modes(start.config())
         self.discriminator = None
         if config.discriminator != "none":
             self.discriminator = ContextDiscriminator(arms=config.discriminator, width=config.d_width,
@@ -462,6 +461,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--joint-lr", type=float, default=None,
                    help="the completion network's learning rate in phases 2-3 (default: --lr)")
     p.add_argument("--alpha", type=float, default=None, help="weight of the adversarial loss (paper: 0.0004)")
+    p.add_argument("--grid-weight", type=float, default=None,
+                   help="weight of a penalty on period-4 patterns in the holes (glcic_lib.losses.grid_penalty; paper: 0)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: auto)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
@@ -491,7 +492,7 @@ def _overrides(args: argparse.Namespace) -> dict:
                      ("holes", "holes"), ("known_weight", "known_weight"),
                      ("chroma_weight", "chroma_weight"), ("input_mode", "input_mode"),
                      ("deconv_init", "deconv_init"), ("output_mode", "output_mode"),
-                     ("augment", "augment")):
+                     ("augment", "augment"), ("grid_weight", "grid_weight")):
         if getattr(args, arg, None) is not None:
             o[key] = getattr(args, arg)
     if args.iterations:

@@ -38,7 +38,7 @@ def _flat_with_hole(value=(77, 120, 200), h=24, w=28):
 
 # --------------------------------------------------------------------------- telea5 and biharmonic
 def test_every_baseline_is_described_and_the_old_names_stay():
-    assert BASELINE_NAMES == ("telea", "telea5", "ns", "biharmonic", "fsr", "smooth")
+    assert BASELINE_NAMES == ("telea", "telea5", "ns", "biharmonic", "fsr", "smooth", "harmonic")
     assert evaluation.CLASSICAL == ("telea", "telea5", "ns", "biharmonic", "fsr")   # "best classical" picks among these
     assert set(evaluation.BASELINES) == {"telea", "ns"}      # the default set the ablation iterates
     assert set(evaluation.OPENCV_BASELINES) == {"telea", "telea5", "ns"}
@@ -56,8 +56,22 @@ def test_smooth_baseline_is_the_push_pull_fill_and_never_the_best_classical():
     want = push_pull_fill(x, torch.from_numpy(mask)[None, None].float())[0].permute(1, 2, 0).numpy() * 255
     assert np.abs(out.astype(float) - want)[mask].max() <= 0.5 + 1e-4      # rounded, nothing else
     assert np.array_equal(out[~mask], img[~mask])
-    res = evaluation.evaluate(None, [(name, img, mask)], baselines=("telea", "smooth"), progress=False)
-    assert best_baseline(res) == "telea"                                     # smooth is the model's own start
+    res = evaluation.evaluate(None, [(name, img, mask)], baselines=("telea", "smooth", "harmonic"), progress=False)
+    assert best_baseline(res) == "telea"                                     # the fills are the models' own start
+
+
+def test_harmonic_baseline_is_the_harmonic_fill():
+    import torch
+
+    from glcic_lib.pushpull import harmonic_fill
+
+    name, img, mask = _items(1)[0]
+    out = evaluation.baseline_inpaint(img, mask, "harmonic")
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    want = harmonic_fill(x, torch.from_numpy(mask)[None, None].float())[0].permute(1, 2, 0).numpy() * 255
+    assert np.abs(out.astype(float) - want)[mask].max() <= 0.5 + 1e-4
+    assert np.array_equal(out[~mask], img[~mask])
+    assert not np.array_equal(out, evaluation.baseline_inpaint(img, mask, "smooth"))   # another solver
 
 
 def test_telea5_is_fast_marching_with_radius_5():

@@ -107,3 +107,38 @@ def test_opponent_mse_is_the_masked_mse_at_weight_one_and_weights_colour_differe
         opponent_mse(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4), ones)
     with pytest.raises(ValueError, match="chroma_weight"):
         opponent_mse(a, b, m, -1)
+
+
+def _checkerboard(size=32, levels=1.0):
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return ((yy + xx) % 2 * 2 - 1).float() * levels / 255
+
+
+def test_grid_penalty_by_hand():
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 4:28] = 1
+    flat = torch.full((1, 3, 32, 32), 0.4)
+    assert losses.grid_penalty(flat, mask).item() == 0
+    # +-1 grey level checkerboard: Laplacian +-8/255 at every pixel, all of it the pattern
+    board = flat + _checkerboard()
+    assert losses.grid_penalty(board, mask).item() == pytest.approx(64 / 255 ** 2, rel=1e-5)
+    # linear and quadratic shading have a constant Laplacian: no pattern
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    shading = flat + xx / 100 + yy ** 2 / 4000
+    assert losses.grid_penalty(shading, mask).item() == pytest.approx(0, abs=1e-12)
+    # only the hole, eroded by 3 pixels, counts: a checkerboard outside it costs nothing
+    outside = flat + _checkerboard() * (1 - mask)
+    assert losses.grid_penalty(outside, mask).item() == pytest.approx(0, abs=1e-12)
+
+
+def test_grid_penalty_gradient_stays_in_the_holes_and_thin_holes_score_zero():
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 8:24, 8:24] = 1
+    mask[1, :, 10:14, :] = 1                     # a 4-px stroke: nothing 3 px inside it
+    x = (torch.full((2, 3, 32, 32), 0.5) + _checkerboard(levels=2)).requires_grad_()
+    penalty = losses.grid_penalty(x, mask)
+    assert penalty.item() == pytest.approx(256 / 255 ** 2 / 2, rel=1e-5)   # image 0 only, mean over 2
+    penalty.backward()
+    assert x.grad[0, :, :6].abs().sum() == 0 and x.grad[1].abs().sum() == 0
+    with pytest.raises(ValueError, match="grid_penalty needs"):
+        losses.grid_penalty(x, mask[:, :, :16])

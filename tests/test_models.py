@@ -128,7 +128,7 @@ def test_completion_input_errors(small_model):
         small_model(img.to(torch.uint8), mask)
     with pytest.raises(ValueError, match="differ in batch or size"):
         small_model(img, torch.zeros(1, 1, 32, 28))
-    with pytest.raises(ValueError, match=r"input_mode must be one of \('fill', 'subtract', 'opponent', 'smooth'\), got 'zero'"):
+    with pytest.raises(ValueError, match=r"input_mode must be one of \('fill', 'subtract', 'opponent', 'smooth', 'harmonic'\), got 'zero'"):
         CompletionNetwork(input_mode="zero")
 
 

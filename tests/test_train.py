@@ -512,3 +512,18 @@ def test_smooth_input_and_bilinear_deconv_init_reach_the_network(images, tmp_pat
     assert load_completion(result.checkpoint).input_mode == "smooth"
     with pytest.raises(ValueError, match="deconv_init"):
         tiny(images, tmp_path, deconv_init="zeros")
+
+
+def test_grid_weight_adds_the_grid_penalty_and_logs_it(images, tmp_path):
+    from glcic_lib import losses
+
+    tr = Trainer(tiny(images, tmp_path, grid_weight=2.0), progress=False)
+    micro = tr.next_micros(0)[0]
+    parts = tr.generator_losses(micro, adversarial=False)
+    out, x, m = parts["output"], micro["image"], micro["mask"]
+    expected = losses.masked_mse(out, x, m) + 2.0 * losses.grid_penalty(out, m)
+    assert parts["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert "grid" in tr.update_completion([micro], adversarial=False)
+    assert preset("paper").grid_weight == 0
+    with pytest.raises(ValueError, match="grid_weight"):
+        tiny(images, tmp_path, grid_weight=-1)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from glcic_lib.evaluation import CLASSICAL, flat_fill_error, flat_fill_table, masked_input  # noqa: E402
 from glcic_lib.regimes import REGIMES, compare, load_photos, regime_table  # noqa: E402
 
-BASELINES = CLASSICAL + ("smooth",)   # the classical methods and the demo's own starting fill
+BASELINES = CLASSICAL + ("smooth", "harmonic")   # the classical methods and the networks' starting fills
 
 
 def draw_figure(photos, models: dict, regimes, seed: int, n: int, path: Path) -> None:

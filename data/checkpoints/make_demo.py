@@ -25,17 +25,17 @@ import numpy as np
 
 from glcic_lib.checkpoint import load_completion, read_checkpoint, save_checkpoint
 from glcic_lib.data import heldout_kinds
-from glcic_lib.evaluation import BASELINE_RADIUS, evaluate, plot_grid
+from glcic_lib.evaluation import BASELINE_RADIUS, CLASSICAL, evaluate, plot_grid
 from glcic_lib.precision_check import describe, measure_precision
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("demo", "demo+post", "smooth", "telea", "telea5", "ns", "biharmonic", "fsr")
+METHODS = ("demo", "demo+post", "smooth", "harmonic") + CLASSICAL
 
 
 def measure(model):
     """The held-out evaluation of ``model`` (raw and post-processed) and of both baselines."""
     net = evaluate(model, "photos", postprocess="both", name="demo", device="cpu", progress=False)
-    return net.merge(evaluate(None, "photos", baselines=("smooth", "telea", "telea5", "ns", "biharmonic", "fsr"), progress=False))
+    return net.merge(evaluate(None, "photos", baselines=("smooth", "harmonic") + CLASSICAL, progress=False))
 
 
 def summary_tables(result) -> str:
