@@ -59,6 +59,12 @@ SOR_STEPS = 20
 SOR_OMEGA = 1.9
 
 
+def _neighbour_mean(fill: torch.Tensor) -> torch.Tensor:
+    """The mean of every pixel's four neighbours (edges replicated)."""
+    p = F.pad(fill, (1, 1, 1, 1), mode="replicate")
+    return (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) * 0.25
+
+
 def _relax(fill: torch.Tensor, fixed: torch.Tensor, values: torch.Tensor, steps: int) -> torch.Tensor:
     """``steps`` Jacobi steps of the Laplace equation: every pixel where ``fixed`` is 0 becomes
     the mean of its four neighbours (edges replicated); pixels where it is 1 keep ``values``."""
@@ -66,8 +72,7 @@ def _relax(fill: torch.Tensor, fixed: torch.Tensor, values: torch.Tensor, steps:
         return fill
     fixed = fixed.expand_as(fill) > 0
     for _ in range(steps):
-        p = F.pad(fill, (1, 1, 1, 1), mode="replicate")
-        mean = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) * 0.25
+        mean = _neighbour_mean(fill)
         fill = torch.where(fixed, values, mean)
     return fill
 
@@ -86,8 +91,7 @@ def _relax_sor(fill: torch.Tensor, fixed: torch.Tensor, values: torch.Tensor, st
     fill = torch.where(fixed, values, fill)
     for _ in range(steps):
         for free in colours:
-            p = F.pad(fill, (1, 1, 1, 1), mode="replicate")
-            mean = (p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]) * 0.25
+            mean = _neighbour_mean(fill)
             fill = torch.where(free, fill + omega * (mean - fill), fill)
     return fill
 
